@@ -1,0 +1,56 @@
+/* Minimal test harness: CHECK counts, prints failures, and test_finish() prints
+ * "N passed, N failed" and returns the exit code (77 = skipped, for ctest). */
+#ifndef VKL_TEST_H
+#define VKL_TEST_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int t_pass_, t_fail_;
+
+#define CHECK(cond, ...)                                                        \
+    do {                                                                        \
+        if (cond) {                                                             \
+            t_pass_++;                                                          \
+        } else {                                                                \
+            t_fail_++;                                                          \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, "" __VA_ARGS__);                                    \
+            fputc('\n', stderr);                                                \
+        }                                                                       \
+    } while (0)
+
+static inline int test_finish(void) {
+    printf("%d passed, %d failed\n", t_pass_, t_fail_);
+    return t_fail_ ? 1 : 0;
+}
+
+/* Exit code ctest treats as "skipped". */
+#define TEST_SKIP_CODE 77
+
+static inline int test_dir_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The fixtures folder (env VKLLM_FIXTURES overrides). NULL, with a printed reason, when absent;
+ * under CI (env CI set) an absent folder is a failure, since CI must run these cases. */
+static inline const char *test_fixtures_dir(void) {
+    const char *d = getenv("VKLLM_FIXTURES");
+    if (!d || !*d) d = VKLLM_FIXTURES_DIR;
+    if (test_dir_exists(d)) return d;
+    if (getenv("CI")) {
+        fprintf(stderr, "fixtures folder %s is missing, and CI must run the fixture cases\n", d);
+        exit(1);
+    }
+    printf("skipping fixture cases: %s not found\n", d);
+    return NULL;
+}
+
+static inline void test_path(char *buf, size_t n, const char *dir, const char *rel) {
+    snprintf(buf, n, "%s/%s", dir, rel);
+}
+
+#endif

@@ -1,0 +1,10 @@
+/* The vkllm command-line tool: one function per subcommand. */
+#ifndef VKL_CLI_H
+#define VKL_CLI_H
+
+typedef int (*vkl_cmd_fn)(int argc, char **argv); /* argv[0] is the subcommand name */
+
+int cmd_info(int argc, char **argv);
+int cmd_devices(int argc, char **argv);
+
+#endif
