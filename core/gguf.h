@@ -68,7 +68,8 @@ typedef struct gguf_file {
     gguf_kv *kv;
     uint64_t n_tensors;
     gguf_tensor *tensors;
-    uint64_t data_offset;  /* start of the tensor data section in the file */
+    uint64_t data_offset;  /* start of the tensor data section in the file (a file without tensors may
+                            * end before it: llama.cpp writes no padding then) */
     const uint8_t *base;   /* the whole file */
     uint64_t size;
     /* private */
@@ -77,7 +78,8 @@ typedef struct gguf_file {
     void *arena_;
 } gguf_file;
 
-/* Opens and validates a file (mmap). NULL with a message naming the problem and its byte offset. */
+/* Opens and validates a file (mmap). NULL with a message naming the problem and its byte offset;
+ * the message does not include the path (callers prefix it). */
 gguf_file *gguf_open(const char *path, vkl_error *err);
 /* Same over a caller-owned buffer that must outlive the result (fuzzing, tests). */
 gguf_file *gguf_open_memory(const void *data, size_t size, vkl_error *err);
@@ -105,10 +107,17 @@ int64_t gguf_arr_i64(const gguf_value *arr, uint64_t i);
 
 bool gguf_str_eq(gguf_str s, const char *cstr);
 
+/* Length (1..4) of the valid UTF-8 sequence at the start of s[0..n), or 0 if it is invalid
+ * (overlong, surrogate, beyond U+10FFFF, truncated) or n is 0. */
+size_t gguf_utf8_next(const char *s, size_t n);
+bool gguf_utf8_valid(const char *s, size_t n);
+
 /* ---- Writer: streaming. Add metadata and tensor infos, then write each tensor's data in the
  * order the infos were added; the header is written on the first data write (or at close). */
 typedef struct gguf_writer gguf_writer;
 
+/* Writes to PATH.tmp, renamed to PATH by a successful gguf_writer_close (so a failed or aborted
+ * write never leaves a partial PATH, and PATH may be a file that is still mapped for reading). */
 gguf_writer *gguf_writer_open(const char *path, vkl_error *err);
 /* Alignment (default 32); also written as general.alignment when not 32. */
 int gguf_writer_set_alignment(gguf_writer *w, uint32_t alignment, vkl_error *err);
