@@ -30,5 +30,9 @@ void vkl_matmul(vkl_threadpool *tp, vkl_type wtype, const void *W, size_t w_row_
 
 /* The SIMD level the fast kernels use on this machine: "avx512", "avx2", "scalar"... */
 const char *vkl_cpu_simd_level(void);
+/* For tests and benchmarks: makes vkl_matmul use the kernels of `level` ("scalar", "avx2",
+ * "avx512"; NULL restores the best). Returns -1 if this CPU lacks that level. Not thread-safe
+ * with respect to matmuls in flight. */
+int vkl_cpu_force_simd(const char *level);
 
 #endif

@@ -1,0 +1,193 @@
+/* Matmul throughput of the fast CPU kernels: mat-vec (N=1, memory-bound: GB/s of weights and the
+ * fraction of the measured read bandwidth) and mat-mat (N=512: GFLOP/s and per-token speedup over
+ * N=1), per type, at LLaMA-7B-like and 1B-like shapes, with 1 and 2 threads.
+ * Usage: bench_matmul [type,type,...|all] [max_threads] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu_kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+/* ---- read bandwidth (same method as bench/membw.c) --------------------------------------------- */
+typedef struct rd_job {
+    const uint8_t *buf;
+    size_t n;
+    uint64_t sink[64];
+} rd_job;
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) static uint64_t read_avx2(const uint8_t *p, size_t n) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = 0; i + 128 <= n; i += 128) {
+        a0 = _mm256_xor_si256(a0, _mm256_load_si256((const __m256i *)(p + i)));
+        a1 = _mm256_xor_si256(a1, _mm256_load_si256((const __m256i *)(p + i + 32)));
+        a2 = _mm256_xor_si256(a2, _mm256_load_si256((const __m256i *)(p + i + 64)));
+        a3 = _mm256_xor_si256(a3, _mm256_load_si256((const __m256i *)(p + i + 96)));
+    }
+    a0 = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
+    return (uint64_t)_mm256_extract_epi64(a0, 0);
+}
+#endif
+
+static uint64_t read_plain(const uint8_t *p, size_t n) {
+    uint64_t a = 0;
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, p + i, 8);
+        a ^= v;
+    }
+    return a;
+}
+
+static void reader(void *ctx, int ith, int nth) {
+    rd_job *j = ctx;
+    const size_t per = j->n / (size_t)nth / 4096 * 4096;
+    const uint8_t *p = j->buf + per * (size_t)ith;
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2")) {
+        j->sink[ith % 64] ^= read_avx2(p, per);
+        return;
+    }
+#endif
+    j->sink[ith % 64] ^= read_plain(p, per);
+}
+
+static double membw(vkl_threadpool *tp, uint8_t *buf, size_t n) {
+    rd_job j = {.buf = buf, .n = n};
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        const double t0 = vkl_time_s();
+        vkl_threadpool_run(tp, reader, &j);
+        const double gbs = (double)n / (vkl_time_s() - t0) / 1e9;
+        if (gbs > best) best = gbs;
+    }
+    return best;
+}
+
+/* ---- matmul ------------------------------------------------------------------------------------ */
+
+static uint64_t rng = 88172645463325252ull;
+static float rndf(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 40) & 0xFFFFFF) / (float)0x800000 - 1.0f;
+}
+
+/* A valid matrix of the type: quantize random rows with the reference quantizer. */
+static int make_matrix(vkl_type t, int64_t M, int64_t K, uint8_t *W) {
+    const vkl_type_traits *tt = vkl_type_get(t);
+    float *row = malloc(sizeof(float) * (size_t)K);
+    if (!row) return -1;
+    const size_t rs = vkl_row_size(t, K);
+    for (int64_t r = 0; r < M; r++) {
+        if (r < 64) {
+            for (int64_t k = 0; k < K; k++) row[k] = rndf() * 0.05f;
+            tt->from_f32(row, W + (size_t)r * rs, K);
+        } else {
+            memcpy(W + (size_t)r * rs, W + (size_t)(r % 64) * rs, rs); /* fast fill; same speed */
+        }
+    }
+    free(row);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *types = argc > 1 ? argv[1] : "q4_0,q8_0,q4_1,q5_0,q5_1,q4_k,q6_k,q2_k,q3_k,q5_k,f16,bf16,f32";
+    if (strcmp(types, "all") == 0) types = "q4_0,q8_0,q4_1,q5_0,q5_1,q4_k,q6_k,q2_k,q3_k,q5_k,f16,bf16,f32";
+    const int max_threads = argc > 2 ? atoi(argv[2]) : 2;
+    if (max_threads < 1) {
+        fprintf(stderr, "usage: bench_matmul [types|all] [max_threads]\n");
+        return 2;
+    }
+    vkl_error err = {{0}};
+    const size_t pool_bytes = (size_t)768 << 20; /* N=1 cycles through this much weight memory */
+    uint8_t *pool = vkl_aligned_alloc(4096, pool_bytes, &err);
+    if (!pool) {
+        fprintf(stderr, "bench_matmul: %s\n", err.msg);
+        return 1;
+    }
+    memset(pool, 1, pool_bytes);
+    vkl_threadpool *tps[9] = {NULL};
+    double bw[9] = {0};
+    for (int th = 1; th <= max_threads && th < 9; th++) {
+        tps[th] = vkl_threadpool_create(th, &err);
+        if (!tps[th]) {
+            fprintf(stderr, "bench_matmul: %s\n", err.msg);
+            return 1;
+        }
+        bw[th] = membw(tps[th], pool, pool_bytes);
+    }
+    printf("SIMD level: %s\n", vkl_cpu_simd_level());
+    for (int th = 1; th <= max_threads && th < 9; th++) printf("membw %d thread(s): %.2f GB/s\n", th, bw[th]);
+    printf("%-5s %5s %5s %2s | %9s %7s %6s | %9s %8s %8s\n", "type", "M", "K", "th", "N=1 us", "GB/s",
+           "%bw", "N=512 ms", "GFLOP/s", "speedup");
+
+    static const struct { int64_t M, K; } shapes[] = {{4096, 4096}, {2048, 2048}, {5632, 2048}, {2048, 5632}};
+    const int64_t NB = 512;
+    float *x = malloc(sizeof(float) * (size_t)(NB * 5632));
+    float *y = malloc(sizeof(float) * (size_t)(NB * 5632));
+    if (!x || !y) return 1;
+    for (int64_t i = 0; i < NB * 5632; i++) x[i] = rndf();
+
+    char list[256];
+    snprintf(list, sizeof(list), "%s", types);
+    for (char *save = NULL, *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        const int t = vkl_type_from_name(name);
+        if (t < 0 || !vkl_type_get(t)) {
+            fprintf(stderr, "unknown type %s\n", name);
+            continue;
+        }
+        for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
+            const int64_t M = shapes[si].M, K = shapes[si].K;
+            const size_t mat = vkl_row_size((vkl_type)t, K) * (size_t)M;
+            const int copies = (int)(pool_bytes / mat);
+            if (copies < 2) continue;
+            if (make_matrix((vkl_type)t, M, K, pool) != 0) return 1;
+            for (int c = 1; c < copies; c++) memcpy(pool + (size_t)c * mat, pool, mat);
+            void *scratch = malloc(vkl_matmul_scratch_size((vkl_type)t, K, NB) + 1);
+            if (!scratch) return 1;
+            for (int th = 1; th <= max_threads && th < 9; th++) {
+                /* N=1: rotate through the copies so that every call streams from DRAM */
+                /* about 0.3 s per round, streaming through distinct copies (at least 2) */
+                const double tw = vkl_time_s();
+                vkl_matmul(tps[th], (vkl_type)t, pool, vkl_row_size((vkl_type)t, K), M, K, x, 1, y, scratch);
+                const double one = vkl_time_s() - tw;
+                int reps = one > 0 ? (int)(0.3 / one) : copies;
+                reps = reps < 2 ? 2 : (reps > copies * 2 ? copies * 2 : reps);
+                double best1 = 1e30;
+                for (int round = 0; round < 3; round++) {
+                    const double t0 = vkl_time_s();
+                    for (int i = 0; i < reps; i++)
+                        vkl_matmul(tps[th], (vkl_type)t, pool + (size_t)(i % copies) * mat,
+                                   vkl_row_size((vkl_type)t, K), M, K, x, 1, y, scratch);
+                    const double dt = (vkl_time_s() - t0) / reps;
+                    if (dt < best1) best1 = dt;
+                }
+                const double gbs = (double)mat / best1 / 1e9;
+                /* N=512 */
+                double bestb = 1e30;
+                for (int round = 0; round < 2; round++) {
+                    const double t0 = vkl_time_s();
+                    vkl_matmul(tps[th], (vkl_type)t, pool, vkl_row_size((vkl_type)t, K), M, K, x, NB, y, scratch);
+                    const double dt = vkl_time_s() - t0;
+                    if (dt < bestb) bestb = dt;
+                }
+                printf("%-5s %5lld %5lld %2d | %9.1f %7.2f %5.1f%% | %9.2f %8.1f %7.1fx\n", vkl_type_name(t),
+                       (long long)M, (long long)K, th, best1 * 1e6, gbs, 100.0 * gbs / bw[th], bestb * 1e3,
+                       2.0 * (double)M * (double)K * NB / bestb / 1e9, best1 / (bestb / NB));
+                fflush(stdout);
+            }
+            free(scratch);
+        }
+    }
+    free(x);
+    free(y);
+    for (int th = 1; th <= max_threads && th < 9; th++) vkl_threadpool_destroy(tps[th]);
+    vkl_aligned_free(pool);
+    return 0;
+}
