@@ -28,12 +28,74 @@ typedef struct vkl_device_info {
     char details[2048]; /* multi-line human-readable details for `vkllm devices` */
 } vkl_device_info;
 
+/* ---- Execution interface ------------------------------------------------------------------
+ * A backend instance (one device) allocates buffers, moves bytes in and out of them, and executes
+ * runs of consecutive graph nodes that it said it supports. The executor (core/executor.c) owns the
+ * graph split and the activation memory plan; a backend never sees the model. */
+typedef struct vkl_backend vkl_backend;
+typedef struct vkl_tensor vkl_tensor; /* core/graph.h */
+typedef struct vkl_graph vkl_graph;   /* core/graph.h */
+
+/* A device allocation. `host` is non-NULL when the bytes are directly addressable by the CPU
+ * (CPU backend, UMA devices with mapped memory); then tensors placed in it get `data` pointers. */
+typedef struct vkl_buffer {
+    vkl_backend *backend;
+    size_t size;
+    void *host;
+    void *impl; /* backend-private (e.g. VkBuffer + memory) */
+} vkl_buffer;
+
+typedef struct vkl_backend_config {
+    int n_threads;  /* CPU worker threads (>= 1; 0 = let the backend choose) */
+    bool reference; /* CPU: run the scalar reference kernels (the oracle) instead of the fast ones */
+    bool profile;   /* accumulate time per op kind (see op_profile) */
+} vkl_backend_config;
+
+typedef struct vkl_backend_ops {
+    void (*close)(vkl_backend *be);
+    vkl_buffer *(*buffer_alloc)(vkl_backend *be, size_t size, vkl_error *err);
+    void (*buffer_free)(vkl_backend *be, vkl_buffer *buf);
+    /* Host <-> device transfers; synchronous (they return when the bytes have arrived). */
+    int (*upload)(vkl_backend *be, vkl_buffer *dst, size_t offset, const void *src, size_t n, vkl_error *err);
+    int (*download)(vkl_backend *be, const vkl_buffer *src, size_t offset, void *dst, size_t n, vkl_error *err);
+    /* Whether the backend can run this node with its sources' types and shapes. */
+    bool (*supports)(vkl_backend *be, const vkl_tensor *node);
+    /* Called once after the executor planned a graph (not per token): a backend sizes its work
+     * memory, builds pipelines, etc. for nodes[first .. first+count). */
+    int (*prepare)(vkl_backend *be, const vkl_graph *g, int first, int count, vkl_error *err);
+    /* Executes nodes[first .. first+count) in order; may return before the work is done. */
+    int (*execute)(vkl_backend *be, const vkl_graph *g, int first, int count, vkl_error *err);
+    /* Waits until all submitted work has finished. */
+    int (*synchronize)(vkl_backend *be, vkl_error *err);
+    /* Optional (may be NULL): per op kind (vkl_op, VKL_OP_COUNT entries) the seconds spent and the
+     * nodes executed since open or the last reset, when opened with cfg->profile. */
+    void (*op_profile)(vkl_backend *be, double *seconds, uint64_t *calls, bool reset);
+} vkl_backend_ops;
+
+struct vkl_backend {
+    const vkl_backend_ops *ops;
+    vkl_device_info info;
+    size_t alignment; /* preferred offset alignment inside buffers */
+    int n_threads;    /* CPU worker threads in use (0 for other devices) */
+    void *impl;
+};
+
 typedef struct vkl_backend_reg {
     const char *name;
     /* Fills up to `max` entries; returns the number of devices (>= 0), or -1 with a one-line
      * message when the backend is unusable here (e.g. "no Vulkan loader found"). */
     int (*enumerate)(vkl_device_info *out, int max, vkl_error *err);
+    /* Opens device `index` for execution; NULL with a message. NULL pointer: not executable yet. */
+    vkl_backend *(*open)(int index, const vkl_backend_config *cfg, vkl_error *err);
 } vkl_backend_reg;
+
+/* The CPU backend's open (backends/cpu/cpu_backend.c), also reachable as vkl_cpu_backend_reg.open. */
+vkl_backend *vkl_cpu_backend_open(int index, const vkl_backend_config *cfg, vkl_error *err);
+
+/* Convenience wrappers over be->ops. */
+static inline void vkl_backend_close(vkl_backend *be) {
+    if (be) be->ops->close(be);
+}
 
 extern const vkl_backend_reg vkl_cpu_backend_reg;
 extern const vkl_backend_reg vkl_vulkan_backend_reg;

@@ -17,7 +17,7 @@ static int t_pass_, t_fail_;
         } else {                                                                \
             t_fail_++;                                                          \
             fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, "" __VA_ARGS__);                                    \
+            fprintf(stderr, " " __VA_ARGS__);                                   \
             fputc('\n', stderr);                                                \
         }                                                                       \
     } while (0)

@@ -6,5 +6,8 @@ typedef int (*vkl_cmd_fn)(int argc, char **argv); /* argv[0] is the subcommand n
 
 int cmd_info(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

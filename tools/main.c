@@ -13,6 +13,9 @@ typedef struct {
 static const vkl_cmd commands[] = {
     {"info", cmd_info, "show a GGUF model's metadata and tensors"},
     {"devices", cmd_devices, "list the CPU and every Vulkan device"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text"},
+    {"synth", cmd_synth, "write a LLaMA-shaped GGUF with random weights"},
+    {"run", cmd_run, "generate text from a prompt"},
 };
 
 static void usage(FILE *out) {

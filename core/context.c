@@ -1,0 +1,357 @@
+/* The public API (include/vkllm.h): model loading, tokens, the evaluation context (KV cache,
+ * graphs cached per batch shape, executor) and sampling. */
+#include "vkllm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "executor.h"
+#include "model.h"
+#include "sampler.h"
+#include "tokenizer.h"
+
+_Static_assert(sizeof(vkllm_error) == sizeof(vkl_error), "error structs match");
+
+/* The internal error type has the same layout as the public one. */
+#define ERR(e) ((vkl_error *)(void *)(e))
+
+struct vkllm_model {
+    vkl_model *m;
+    vkl_tokenizer *tok;
+    vkl_backend *cpu;
+    char desc[160];
+};
+
+/* ---- model ----------------------------------------------------------------------------------- */
+
+vkllm_model_params vkllm_model_default_params(void) {
+    return (vkllm_model_params){0};
+}
+
+vkllm_model *vkllm_model_load(const char *path, const vkllm_model_params *params, vkllm_error *err) {
+    vkllm_model_params p = params ? *params : vkllm_model_default_params();
+    vkllm_model *mm = vkl_calloc(1, sizeof *mm, ERR(err));
+    if (!mm) return NULL;
+    gguf_file *f = gguf_open(path, ERR(err));
+    if (!f) {
+        vkl_error_prefix(ERR(err), "%s", path);
+        free(mm);
+        return NULL;
+    }
+    mm->tok = vkl_tokenizer_load(f, ERR(err));
+    if (!mm->tok) {
+        vkl_error_prefix(ERR(err), "%s", path);
+        gguf_close(f);
+        free(mm);
+        return NULL;
+    }
+    mm->m = vkl_model_create(f, p.progress, p.progress_user, ERR(err)); /* owns f from here */
+    if (!mm->m) {
+        vkl_error_prefix(ERR(err), "%s", path);
+        goto fail;
+    }
+    if (vkl_tokenizer_n_vocab(mm->tok) != mm->m->hp.n_vocab) {
+        vkl_fail(ERR(err), "%s: tokenizer has %d tokens but the model %d", path, vkl_tokenizer_n_vocab(mm->tok),
+                 mm->m->hp.n_vocab);
+        goto fail;
+    }
+    vkl_backend_config cfg = {.n_threads = p.n_threads, .reference = p.reference, .profile = p.profile};
+    mm->cpu = vkl_cpu_backend_open(0, &cfg, ERR(err));
+    if (!mm->cpu) goto fail;
+    const vkl_hparams *hp = &mm->m->hp;
+    snprintf(mm->desc, sizeof mm->desc, "%s, %d layers, %d embd, %d/%d heads, %d ff, %d vocab, %s weights", hp->arch,
+             hp->n_layer, hp->n_embd, hp->n_head, hp->n_head_kv, hp->n_ff, hp->n_vocab,
+             vkl_type_name(mm->m->layers[0].wq.type));
+    return mm;
+fail:
+    vkllm_model_free(mm);
+    return NULL;
+}
+
+void vkllm_model_free(vkllm_model *m) {
+    if (!m) return;
+    vkl_backend_close(m->cpu);
+    vkl_model_free(m->m);
+    vkl_tokenizer_free(m->tok);
+    free(m);
+}
+
+int vkllm_model_n_vocab(const vkllm_model *m) { return m->m->hp.n_vocab; }
+int vkllm_model_n_ctx_train(const vkllm_model *m) { return m->m->hp.n_ctx_train; }
+int vkllm_model_n_embd(const vkllm_model *m) { return m->m->hp.n_embd; }
+int vkllm_model_n_layer(const vkllm_model *m) { return m->m->hp.n_layer; }
+int vkllm_model_n_threads(const vkllm_model *m) { return m->cpu->n_threads; }
+const char *vkllm_model_desc(const vkllm_model *m) { return m->desc; }
+
+int vkllm_model_profile(vkllm_model *m, vkllm_op_profile *out, int max, bool reset) {
+    double secs[VKL_OP_COUNT] = {0};
+    uint64_t calls[VKL_OP_COUNT] = {0};
+    if (m->cpu->ops->op_profile) m->cpu->ops->op_profile(m->cpu, secs, calls, reset);
+    int n = 0;
+    for (int op = 0; op < VKL_OP_COUNT && n < max; op++)
+        if (calls[op]) out[n++] = (vkllm_op_profile){vkl_op_name((vkl_op)op), secs[op], calls[op]};
+    return n;
+}
+
+/* ---- tokens ---------------------------------------------------------------------------------- */
+
+int32_t vkllm_token_bos(const vkllm_model *m) { return vkl_tokenizer_bos(m->tok); }
+int32_t vkllm_token_eos(const vkllm_model *m) { return vkl_tokenizer_eos(m->tok); }
+bool vkllm_token_is_eog(const vkllm_model *m, int32_t id) { return vkl_token_is_eog(m->tok, id); }
+
+int vkllm_tokenize(const vkllm_model *m, const char *text, size_t len, bool add_special, int32_t *out, int max_out,
+                   vkllm_error *err) {
+    return vkl_tokenize(m->tok, text, len, add_special, false, out, max_out, ERR(err));
+}
+
+int vkllm_token_to_piece(const vkllm_model *m, int32_t id, char *buf, size_t bufsize) {
+    return vkl_token_to_piece(m->tok, id, false, false, buf, bufsize);
+}
+
+struct vkllm_detok {
+    vkl_detok d;
+};
+
+vkllm_detok *vkllm_detok_create(const vkllm_model *m, vkllm_error *err) {
+    vkllm_detok *d = vkl_calloc(1, sizeof *d, ERR(err));
+    if (d) vkl_detok_init(&d->d, m->tok, false, false);
+    return d;
+}
+
+void vkllm_detok_free(vkllm_detok *d) { free(d); }
+
+int vkllm_detok_push(vkllm_detok *d, int32_t id, char *out, size_t out_size) {
+    return vkl_detok_push(&d->d, id, out, out_size);
+}
+
+int vkllm_detok_flush(vkllm_detok *d, char *out, size_t out_size) { return vkl_detok_flush(&d->d, out, out_size); }
+
+size_t vkllm_detok_max_bytes(const vkllm_model *m) {
+    return 3 * ((size_t)vkl_tokenizer_max_piece_len(m->tok) + 4);
+}
+
+/* ---- context --------------------------------------------------------------------------------- */
+
+#define GRAPH_CACHE 4 /* graphs kept per context: full prompt batch, remainder, one token, ... */
+
+typedef struct cached_graph {
+    vkl_llama_graph lg;
+    vkl_plan *plan;
+    unsigned last_used;
+} cached_graph;
+
+struct vkllm_context {
+    vkllm_model *model;
+    vkl_kv_cache *kv;
+    vkl_executor *ex;
+    int n_ctx, n_batch;
+    cached_graph graphs[GRAPH_CACHE];
+    int n_graphs;
+    unsigned tick;
+    int32_t *pos;          /* n_batch positions */
+    float *logits;         /* logits_cap rows of n_vocab */
+    int logits_cap, n_logits;
+    vkllm_timings timings;
+};
+
+vkllm_context_params vkllm_context_default_params(void) {
+    return (vkllm_context_params){.n_ctx = 0, .n_batch = 512, .kv_type = VKLLM_KV_F16};
+}
+
+vkllm_context *vkllm_context_create(vkllm_model *m, const vkllm_context_params *params, vkllm_error *err) {
+    vkllm_context_params p = params ? *params : vkllm_context_default_params();
+    const vkl_hparams *hp = &m->m->hp;
+    if (p.n_ctx == 0) p.n_ctx = VKL_MIN(hp->n_ctx_train, 4096);
+    if (p.n_batch == 0) p.n_batch = 512;
+    if (p.n_ctx < 1 || p.n_ctx > (1 << 24)) {
+        vkl_fail(ERR(err), "context size %d is out of range (1..%d)", p.n_ctx, 1 << 24);
+        return NULL;
+    }
+    if (p.n_batch < 1 || p.n_batch > (1 << 16)) {
+        vkl_fail(ERR(err), "batch size %d is out of range (1..%d)", p.n_batch, 1 << 16);
+        return NULL;
+    }
+    if (p.kv_type != VKLLM_KV_F16 && p.kv_type != VKLLM_KV_F32) {
+        vkl_fail(ERR(err), "unknown KV cache type %d", (int)p.kv_type);
+        return NULL;
+    }
+    p.n_batch = VKL_MIN(p.n_batch, p.n_ctx);
+    vkllm_context *c = vkl_calloc(1, sizeof *c, ERR(err));
+    if (!c) return NULL;
+    c->model = m;
+    c->n_ctx = p.n_ctx;
+    c->n_batch = p.n_batch;
+    c->kv = vkl_kv_cache_create(m->cpu, hp->n_layer, p.n_ctx, (int64_t)hp->n_head_kv * hp->head_dim,
+                                p.kv_type == VKLLM_KV_F32 ? VKL_TYPE_F32 : VKL_TYPE_F16, ERR(err));
+    if (!c->kv) goto fail;
+    c->ex = vkl_executor_create(&m->cpu, 1, ERR(err));
+    c->pos = vkl_malloc((size_t)p.n_batch * sizeof *c->pos, ERR(err));
+    c->logits = vkl_malloc((size_t)hp->n_vocab * sizeof *c->logits, ERR(err));
+    if (!c->ex || !c->pos || !c->logits) goto fail;
+    c->logits_cap = 1;
+    return c;
+fail:
+    vkllm_context_free(c);
+    return NULL;
+}
+
+static void drop_graph(cached_graph *cg) {
+    vkl_plan_free(cg->plan);
+    vkl_graph_free(cg->lg.g);
+    memset(cg, 0, sizeof *cg);
+}
+
+void vkllm_context_free(vkllm_context *c) {
+    if (!c) return;
+    for (int i = 0; i < c->n_graphs; i++) drop_graph(&c->graphs[i]);
+    vkl_executor_free(c->ex);
+    vkl_kv_cache_free(c->kv);
+    free(c->pos);
+    free(c->logits);
+    free(c);
+}
+
+int vkllm_n_ctx(const vkllm_context *c) { return c->n_ctx; }
+int vkllm_n_batch(const vkllm_context *c) { return c->n_batch; }
+int vkllm_n_past(const vkllm_context *c) { return c->kv->n_past; }
+
+int vkllm_kv_truncate(vkllm_context *c, int n, vkllm_error *err) {
+    if (n < 0 || n > c->kv->n_past)
+        return vkl_fail(ERR(err), "cannot truncate the KV cache to %d positions (it holds %d)", n, c->kv->n_past);
+    c->kv->n_past = n; /* rows beyond n are overwritten before they are read again */
+    return 0;
+}
+
+/* The graph (and plan) for a pass of n tokens, built on first use; least recently used evicted. */
+static cached_graph *get_graph(vkllm_context *c, int n, bool all_logits, vkl_error *err) {
+    all_logits = all_logits && n > 1;
+    c->tick++;
+    for (int i = 0; i < c->n_graphs; i++) {
+        cached_graph *cg = &c->graphs[i];
+        if (cg->lg.n_tokens == n && cg->lg.all_logits == all_logits) {
+            cg->last_used = c->tick;
+            return cg;
+        }
+    }
+    cached_graph *cg;
+    if (c->n_graphs < GRAPH_CACHE) {
+        cg = &c->graphs[c->n_graphs++];
+    } else {
+        cg = &c->graphs[0];
+        for (int i = 1; i < GRAPH_CACHE; i++)
+            if (c->graphs[i].last_used < cg->last_used) cg = &c->graphs[i];
+        drop_graph(cg);
+    }
+    if (vkl_llama_build(c->model->m, c->kv, n, all_logits, &cg->lg, err)) goto fail;
+    cg->plan = vkl_executor_plan(c->ex, cg->lg.g, err);
+    if (!cg->plan) goto fail;
+    cg->last_used = c->tick;
+    return cg;
+fail:
+    drop_graph(cg);
+    /* Keep the cache dense: move the last entry into the freed slot. */
+    c->n_graphs--;
+    if (cg != &c->graphs[c->n_graphs]) {
+        *cg = c->graphs[c->n_graphs];
+        memset(&c->graphs[c->n_graphs], 0, sizeof *cg);
+    }
+    return NULL;
+}
+
+static int eval_pass(vkllm_context *c, const int32_t *tokens, int n, bool all_logits, bool keep_logits, vkl_error *err) {
+    double t0 = vkl_time_s();
+    cached_graph *cg = get_graph(c, n, all_logits, err);
+    if (!cg) return -1;
+    for (int i = 0; i < n; i++) c->pos[i] = c->kv->n_past + i;
+    vkl_plan *p = cg->plan;
+    if (vkl_executor_set_input(c->ex, p, cg->lg.tokens, tokens, (size_t)n * sizeof *tokens, err) ||
+        vkl_executor_set_input(c->ex, p, cg->lg.pos, c->pos, (size_t)n * sizeof *c->pos, err) ||
+        vkl_executor_compute(c->ex, p, err))
+        return -1;
+    c->kv->n_past += n;
+    if (keep_logits) {
+        int rows = (int)cg->lg.logits->ne[1];
+        if (vkl_executor_get_rows(c->ex, p, cg->lg.logits, 0, rows, c->logits, err)) return -1;
+        c->n_logits = rows;
+    }
+    double dt = vkl_time_s() - t0;
+    if (n > 1) c->timings.prompt_s += dt, c->timings.prompt_tokens += n;
+    else c->timings.gen_s += dt, c->timings.gen_tokens += n;
+    return 0;
+}
+
+int vkllm_eval(vkllm_context *c, const int32_t *tokens, int n, bool all_logits, vkllm_error *err) {
+    int n_vocab = c->model->m->hp.n_vocab;
+    c->n_logits = 0;
+    if (n < 1) return vkl_fail(ERR(err), "eval: %d tokens", n);
+    if (n > c->n_ctx - c->kv->n_past) return vkl_fail(ERR(err), "context full (%d tokens)", c->n_ctx);
+    if (all_logits && n > c->n_batch)
+        return vkl_fail(ERR(err), "eval: all logits of %d tokens asked for, more than the batch size %d", n, c->n_batch);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= n_vocab)
+            return vkl_fail(ERR(err), "eval: token id %d at %d is out of range (vocabulary of %d)", tokens[i], i, n_vocab);
+    if (all_logits && n > c->logits_cap) { /* grows once to the largest batch asked for */
+        float *l = vkl_malloc((size_t)n * (size_t)n_vocab * sizeof *l, ERR(err));
+        if (!l) return -1;
+        free(c->logits);
+        c->logits = l;
+        c->logits_cap = n;
+    }
+    for (int i = 0; i < n; i += c->n_batch) {
+        int nb = VKL_MIN(c->n_batch, n - i);
+        bool last = i + nb == n;
+        if (eval_pass(c, tokens + i, nb, all_logits, last, ERR(err))) return -1;
+    }
+    return 0;
+}
+
+const float *vkllm_logits(const vkllm_context *c, int i) {
+    if (i < 0) i = c->n_logits - 1;
+    if (i < 0 || i >= c->n_logits) return NULL;
+    return c->logits + (size_t)i * (size_t)c->model->m->hp.n_vocab;
+}
+
+int vkllm_n_logits(const vkllm_context *c) { return c->n_logits; }
+
+size_t vkllm_scratch_bytes(const vkllm_context *c) { return vkl_executor_arena_size(c->ex, 0); }
+size_t vkllm_kv_bytes(const vkllm_context *c) { return c->kv->buf->size; }
+
+vkllm_timings vkllm_get_timings(const vkllm_context *c) { return c->timings; }
+void vkllm_reset_timings(vkllm_context *c) { memset(&c->timings, 0, sizeof c->timings); }
+
+/* ---- sampling -------------------------------------------------------------------------------- */
+
+struct vkllm_sampler {
+    vkl_sampler *s;
+};
+
+vkllm_sampler_params vkllm_sampler_default_params(void) {
+    vkl_sampler_params d = vkl_sampler_default_params();
+    return (vkllm_sampler_params){d.temperature, d.top_k, d.top_p, d.min_p, d.repeat_penalty, d.repeat_last_n, d.seed};
+}
+
+vkllm_sampler *vkllm_sampler_create(const vkllm_model *m, const vkllm_sampler_params *p, vkllm_error *err) {
+    vkllm_sampler_params q = p ? *p : vkllm_sampler_default_params();
+    vkl_sampler_params sp = vkl_sampler_default_params();
+    sp.temperature = q.temperature, sp.top_k = q.top_k, sp.top_p = q.top_p, sp.min_p = q.min_p;
+    sp.repeat_penalty = q.repeat_penalty, sp.repeat_last_n = q.repeat_last_n, sp.seed = q.seed;
+    vkllm_sampler *s = vkl_calloc(1, sizeof *s, ERR(err));
+    if (!s) return NULL;
+    s->s = vkl_sampler_create(&sp, m->m->hp.n_vocab, ERR(err));
+    if (!s->s) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void vkllm_sampler_free(vkllm_sampler *s) {
+    if (!s) return;
+    vkl_sampler_free(s->s);
+    free(s);
+}
+
+int32_t vkllm_sample(vkllm_sampler *s, const float *logits) { return vkl_sampler_sample(s->s, logits); }
+void vkllm_sampler_accept(vkllm_sampler *s, int32_t id) { vkl_sampler_accept(s->s, id); }
+uint64_t vkllm_sampler_seed(const vkllm_sampler *s) { return vkl_sampler_seed(s->s); }

@@ -1,0 +1,68 @@
+#include "kv_cache.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+uint64_t vkl_kv_cache_bytes(int n_layer, int n_ctx, int64_t kv_dim, vkl_type type) {
+    return 2ull * (uint64_t)n_layer * (uint64_t)n_ctx * vkl_row_size(type, kv_dim);
+}
+
+vkl_kv_cache *vkl_kv_cache_create(vkl_backend *be, int n_layer, int n_ctx, int64_t kv_dim, vkl_type type,
+                                  vkl_error *err) {
+    if (type != VKL_TYPE_F16 && type != VKL_TYPE_F32) {
+        vkl_fail(err, "kv cache: type %s not supported (f16 or f32)", vkl_type_name(type));
+        return NULL;
+    }
+    if (n_layer < 1 || n_ctx < 1 || kv_dim < 1) {
+        vkl_fail(err, "kv cache: bad size (%d layers, %d positions, %lld dims)", n_layer, n_ctx, (long long)kv_dim);
+        return NULL;
+    }
+    vkl_kv_cache *kv = vkl_calloc(1, sizeof *kv, err);
+    if (!kv) return NULL;
+    kv->backend = be;
+    kv->type = type;
+    kv->n_layer = n_layer;
+    kv->n_ctx = n_ctx;
+    kv->kv_dim = kv_dim;
+    kv->k = vkl_calloc((size_t)n_layer, sizeof *kv->k, err);
+    kv->v = vkl_calloc((size_t)n_layer, sizeof *kv->v, err);
+    uint64_t total = vkl_kv_cache_bytes(n_layer, n_ctx, kv_dim, type);
+    if (!kv->k || !kv->v) goto fail;
+    if (total > SIZE_MAX || total > be->info.max_alloc) {
+        char b[32];
+        vkl_fail(err, "kv cache of %s exceeds the largest allocation of %s", vkl_fmt_bytes(total, b, sizeof b),
+                 be->info.name);
+        goto fail;
+    }
+    kv->buf = be->ops->buffer_alloc(be, (size_t)total, err);
+    if (!kv->buf) {
+        vkl_error_prefix(err, "kv cache");
+        goto fail;
+    }
+    size_t plane = (size_t)n_ctx * vkl_row_size(type, kv_dim);
+    for (int l = 0; l < n_layer; l++) {
+        vkl_tensor *t[2] = {&kv->k[l], &kv->v[l]};
+        for (int j = 0; j < 2; j++) {
+            char name[32];
+            snprintf(name, sizeof name, "cache_%c_l%d", j ? 'v' : 'k', l);
+            vkl_tensor_init(t[j], name, type, kv_dim, n_ctx);
+            t[j]->flags = VKL_TF_EXTERNAL;
+            t[j]->buffer = kv->buf;
+            t[j]->offset = (size_t)(2 * l + j) * plane;
+            t[j]->data = kv->buf->host ? (char *)kv->buf->host + t[j]->offset : NULL;
+        }
+    }
+    return kv;
+fail:
+    vkl_kv_cache_free(kv);
+    return NULL;
+}
+
+void vkl_kv_cache_free(vkl_kv_cache *kv) {
+    if (!kv) return;
+    if (kv->buf) kv->backend->ops->buffer_free(kv->backend, kv->buf);
+    free(kv->k);
+    free(kv->v);
+    free(kv);
+}

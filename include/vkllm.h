@@ -1,0 +1,155 @@
+/* vkllm: LLM inference (LLaMA-family GGUF models) on the CPU and Vulkan devices.
+ *
+ * Errors are values: a function that can fail takes a `vkllm_error *` (may be NULL), fills its
+ * one-line message and returns -1 or NULL.
+ *
+ *   vkllm_model *m = vkllm_model_load("model.gguf", NULL, &err);
+ *   vkllm_context *c = vkllm_context_create(m, NULL, &err);
+ *   int n = vkllm_tokenize(m, text, strlen(text), true, ids, max, &err);
+ *   vkllm_eval(c, ids, n, false, &err);                // prompt: logits of the last position
+ *   int32_t next = vkllm_sample(s, vkllm_logits(c, -1));
+ *   vkllm_eval(c, &next, 1, false, &err);              // one token at a time
+ */
+#ifndef VKLLM_H
+#define VKLLM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vkllm_error {
+    char msg[512];
+} vkllm_error;
+
+typedef struct vkllm_model vkllm_model;
+typedef struct vkllm_context vkllm_context;
+typedef struct vkllm_sampler vkllm_sampler;
+
+/* ---- model ----------------------------------------------------------------------------------- */
+
+typedef struct vkllm_model_params {
+    int n_threads;  /* CPU threads; 0 = the number of physical cores */
+    bool reference; /* run the scalar reference kernels (slow; for testing) */
+    bool profile;   /* time every op (see vkllm_model_profile) */
+    void (*progress)(float fraction, void *user); /* loading progress 0..1 (may be NULL) */
+    void *progress_user;
+} vkllm_model_params;
+
+vkllm_model_params vkllm_model_default_params(void);
+/* params may be NULL (defaults). */
+vkllm_model *vkllm_model_load(const char *path, const vkllm_model_params *params, vkllm_error *err);
+void vkllm_model_free(vkllm_model *m);
+
+int vkllm_model_n_vocab(const vkllm_model *m);
+int vkllm_model_n_ctx_train(const vkllm_model *m);
+int vkllm_model_n_embd(const vkllm_model *m);
+int vkllm_model_n_layer(const vkllm_model *m);
+int vkllm_model_n_threads(const vkllm_model *m); /* CPU threads in use */
+/* Time per op kind since load or the last reset (model loaded with params.profile): fills up to
+ * max entries (ops that ran), returns the count. */
+typedef struct vkllm_op_profile {
+    const char *op; /* "mul_mat", "attention", ... */
+    double seconds;
+    uint64_t calls;
+} vkllm_op_profile;
+int vkllm_model_profile(vkllm_model *m, vkllm_op_profile *out, int max, bool reset);
+/* e.g. "llama 4 layers, 256 embd, 8/4 heads, 32000 vocab, q8_0" */
+const char *vkllm_model_desc(const vkllm_model *m);
+
+/* ---- tokens ---------------------------------------------------------------------------------- */
+
+int32_t vkllm_token_bos(const vkllm_model *m); /* -1 if none */
+int32_t vkllm_token_eos(const vkllm_model *m);
+/* End of generation (EOS, end-of-turn tokens). */
+bool vkllm_token_is_eog(const vkllm_model *m, int32_t id);
+/* Tokenizes text (BOS added when add_special and the vocabulary asks for it). Returns the count;
+ * when it exceeds max_out, returns minus the needed count (err set); INT32_MIN on other errors. */
+int vkllm_tokenize(const vkllm_model *m, const char *text, size_t len, bool add_special, int32_t *out, int max_out,
+                   vkllm_error *err);
+/* The text of one token (no NUL); returns its full length, -1 for a bad id. */
+int vkllm_token_to_piece(const vkllm_model *m, int32_t id, char *buf, size_t bufsize);
+
+/* Streaming detokenizer: emits only complete UTF-8 characters. */
+typedef struct vkllm_detok vkllm_detok;
+vkllm_detok *vkllm_detok_create(const vkllm_model *m, vkllm_error *err);
+void vkllm_detok_free(vkllm_detok *d);
+/* Appends the text completed by token id to out (no NUL); returns bytes written or -1.
+ * out_size >= vkllm_detok_max_bytes(m) is always enough. */
+int vkllm_detok_push(vkllm_detok *d, int32_t id, char *out, size_t out_size);
+int vkllm_detok_flush(vkllm_detok *d, char *out, size_t out_size);
+size_t vkllm_detok_max_bytes(const vkllm_model *m);
+
+/* ---- context: KV cache + evaluation --------------------------------------------------------- */
+
+typedef enum vkllm_kv_type { VKLLM_KV_F16 = 0, VKLLM_KV_F32 = 1 } vkllm_kv_type;
+
+typedef struct vkllm_context_params {
+    int n_ctx;   /* positions in the KV cache; 0 = min(model's training context, 4096) */
+    int n_batch; /* most tokens per forward pass (prompts are split); default 512 */
+    vkllm_kv_type kv_type;
+} vkllm_context_params;
+
+vkllm_context_params vkllm_context_default_params(void);
+vkllm_context *vkllm_context_create(vkllm_model *m, const vkllm_context_params *params, vkllm_error *err);
+void vkllm_context_free(vkllm_context *c);
+
+int vkllm_n_ctx(const vkllm_context *c);
+int vkllm_n_batch(const vkllm_context *c);
+/* Positions already in the KV cache (the next token's position). */
+int vkllm_n_past(const vkllm_context *c);
+/* Forgets everything from position n on (0 = reset). */
+int vkllm_kv_truncate(vkllm_context *c, int n, vkllm_error *err);
+
+/* Evaluates n tokens at positions n_past.. (in passes of at most n_batch tokens) and advances
+ * n_past. all_logits: keep the logits of every position (then n must be <= n_batch); otherwise
+ * only the last position's. Fails cleanly, evaluating nothing, when the tokens do not fit in the
+ * context ("context full (N tokens)") or an id is out of range. */
+int vkllm_eval(vkllm_context *c, const int32_t *tokens, int n, bool all_logits, vkllm_error *err);
+/* Logits (n_vocab floats) of row i of the last eval (i = -1: the last row); NULL if not kept. */
+const float *vkllm_logits(const vkllm_context *c, int i);
+/* Rows available from the last eval. */
+int vkllm_n_logits(const vkllm_context *c);
+
+/* Bytes of the scratch arena (activations) and of the KV cache. */
+size_t vkllm_scratch_bytes(const vkllm_context *c);
+size_t vkllm_kv_bytes(const vkllm_context *c);
+
+/* Time spent in eval since the context was created (or the last reset_timings). */
+typedef struct vkllm_timings {
+    double prompt_s;   /* passes with more than one token */
+    int prompt_tokens;
+    double gen_s;      /* one-token passes */
+    int gen_tokens;
+} vkllm_timings;
+vkllm_timings vkllm_get_timings(const vkllm_context *c);
+void vkllm_reset_timings(vkllm_context *c);
+
+/* ---- sampling -------------------------------------------------------------------------------- */
+
+typedef struct vkllm_sampler_params {
+    float temperature; /* <= 0: greedy (argmax) */
+    int top_k;         /* <= 0: off */
+    float top_p;       /* >= 1: off */
+    float min_p;       /* <= 0: off */
+    float repeat_penalty; /* 1: off */
+    int repeat_last_n;
+    uint64_t seed;     /* UINT64_MAX: from the clock */
+} vkllm_sampler_params;
+
+vkllm_sampler_params vkllm_sampler_default_params(void);
+vkllm_sampler *vkllm_sampler_create(const vkllm_model *m, const vkllm_sampler_params *p, vkllm_error *err);
+void vkllm_sampler_free(vkllm_sampler *s);
+int32_t vkllm_sample(vkllm_sampler *s, const float *logits);
+/* Records a token (prompt or generated) for the repetition penalty. */
+void vkllm_sampler_accept(vkllm_sampler *s, int32_t id);
+uint64_t vkllm_sampler_seed(const vkllm_sampler *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
