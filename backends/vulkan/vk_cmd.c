@@ -1,0 +1,323 @@
+/* Dispatch sequences; see vk_cmd.h. */
+#include "vk_cmd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SETS_PER_POOL 512
+#define MAX_TIMESTAMPS 4096
+
+typedef struct access {
+    VkBuffer buffer;
+    VkDeviceSize begin, end;
+    bool write;
+} access;
+
+struct vkl_vk_seq {
+    vkl_vk_context *ctx;
+    VkCommandPool pool;
+    VkCommandBuffer cmd;
+    VkFence fence;
+    bool recording, pending;
+    /* descriptor pools: all are reset at begin; `cur` is the one being allocated from */
+    VkDescriptorPool *dpools;
+    int n_dpools, cap_dpools, cur_dpool;
+    /* accesses since the last barrier */
+    access *acc;
+    int n_acc, cap_acc;
+    bool force_barrier;
+    uint32_t n_dispatch, n_barrier;
+    /* timestamps: query 0 at the start, query i+1 after dispatch i */
+    VkQueryPool queries;
+    double ns_per_tick;
+    uint64_t valid_mask;
+    char (*labels)[32];
+    double *times_ns;
+    uint32_t n_timed;
+};
+
+int vkl_vk_bind_range(const vkl_vk_context *ctx, vkl_vk_range r, bool write, vkl_vk_binding *out,
+                      uint32_t *delta, vkl_error *err) {
+    VkDeviceSize align = VKL_MAX(ctx->limits.minStorageBufferOffsetAlignment, (VkDeviceSize)4);
+    VkDeviceSize off = r.offset / align * align;
+    VkDeviceSize size = r.size + (r.offset - off);
+    if (r.buffer == VK_NULL_HANDLE) return vkl_fail(err, "vulkan: binding a null buffer");
+    if (size > ctx->limits.maxStorageBufferRange)
+        return vkl_fail(err, "vulkan: a binding of %llu bytes exceeds maxStorageBufferRange (%u)",
+                        (unsigned long long)size, ctx->limits.maxStorageBufferRange);
+    out->buffer = r.buffer;
+    out->offset = off;
+    out->size = VKL_ALIGN_UP(size, 4);
+    out->write = write;
+    if (delta) *delta = (uint32_t)(r.offset - off);
+    return 0;
+}
+
+vkl_vk_seq *vkl_vk_seq_create(vkl_vk_context *ctx, bool timestamps, vkl_error *err) {
+    vkl_vk_seq *s = vkl_calloc(1, sizeof *s, err);
+    if (!s) return NULL;
+    s->ctx = ctx;
+    VkDevice dev = ctx->device;
+    VkCommandPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+                                  .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+                                  .queueFamilyIndex = ctx->compute_family};
+    VkResult r = vkCreateCommandPool(dev, &pi, NULL, &s->pool);
+    if (r != VK_SUCCESS) {
+        s->pool = VK_NULL_HANDLE;
+        goto fail;
+    }
+    VkCommandBufferAllocateInfo ci = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                      .commandPool = s->pool,
+                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                      .commandBufferCount = 1};
+    if ((r = vkAllocateCommandBuffers(dev, &ci, &s->cmd)) != VK_SUCCESS) goto fail;
+    VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    if ((r = vkCreateFence(dev, &fi, NULL, &s->fence)) != VK_SUCCESS) {
+        s->fence = VK_NULL_HANDLE;
+        goto fail;
+    }
+    if (timestamps && ctx->timestamp_valid_bits && ctx->limits.timestampComputeAndGraphics) {
+        VkQueryPoolCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+                                    .queryType = VK_QUERY_TYPE_TIMESTAMP,
+                                    .queryCount = MAX_TIMESTAMPS + 1};
+        if ((r = vkCreateQueryPool(dev, &qi, NULL, &s->queries)) != VK_SUCCESS) {
+            s->queries = VK_NULL_HANDLE;
+            goto fail;
+        }
+        s->labels = vkl_calloc(MAX_TIMESTAMPS, sizeof *s->labels, err);
+        s->times_ns = vkl_calloc(MAX_TIMESTAMPS, sizeof *s->times_ns, err);
+        if (!s->labels || !s->times_ns) {
+            vkl_vk_seq_destroy(s);
+            return NULL;
+        }
+        s->ns_per_tick = ctx->limits.timestampPeriod;
+        s->valid_mask = ctx->timestamp_valid_bits >= 64 ? ~0ull
+                                                        : (1ull << ctx->timestamp_valid_bits) - 1;
+    }
+    return s;
+fail:
+    vkl_fail(err, "vulkan: creating a command sequence failed: %s", vkl_vk_result_name(r));
+    vkl_vk_seq_destroy(s);
+    return NULL;
+}
+
+static int seq_wait(vkl_vk_seq *s, vkl_error *err) {
+    if (!s->pending) return 0;
+    s->pending = false;
+    VkResult r = vkWaitForFences(s->ctx->device, 1, &s->fence, VK_TRUE, UINT64_MAX);
+    if (r != VK_SUCCESS)
+        return vkl_fail(err, "vulkan: waiting for a submission failed: %s", vkl_vk_result_name(r));
+    vkResetFences(s->ctx->device, 1, &s->fence);
+    if (s->queries && s->n_timed) {
+        uint64_t ts[MAX_TIMESTAMPS + 1];
+        r = vkGetQueryPoolResults(s->ctx->device, s->queries, 0, s->n_timed + 1,
+                                  sizeof(uint64_t) * (s->n_timed + 1), ts, sizeof(uint64_t),
+                                  VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
+        for (uint32_t i = 0; i < s->n_timed; i++)
+            s->times_ns[i] = r == VK_SUCCESS
+                                 ? (double)((ts[i + 1] - ts[i]) & s->valid_mask) * s->ns_per_tick
+                                 : -1.0;
+    }
+    return 0;
+}
+
+void vkl_vk_seq_destroy(vkl_vk_seq *s) {
+    if (!s) return;
+    VkDevice dev = s->ctx->device;
+    if (s->pending) vkWaitForFences(dev, 1, &s->fence, VK_TRUE, UINT64_MAX);
+    for (int i = 0; i < s->n_dpools; i++) vkDestroyDescriptorPool(dev, s->dpools[i], NULL);
+    free(s->dpools);
+    free(s->acc);
+    free(s->labels);
+    free(s->times_ns);
+    if (s->queries) vkDestroyQueryPool(dev, s->queries, NULL);
+    if (s->fence) vkDestroyFence(dev, s->fence, NULL);
+    if (s->pool) vkDestroyCommandPool(dev, s->pool, NULL);
+    free(s);
+}
+
+int vkl_vk_seq_begin(vkl_vk_seq *s, vkl_error *err) {
+    if (s->recording) return vkl_fail(err, "vulkan: sequence already recording");
+    if (seq_wait(s, err)) return -1;
+    for (int i = 0; i < s->n_dpools; i++) vkResetDescriptorPool(s->ctx->device, s->dpools[i], 0);
+    s->cur_dpool = 0;
+    s->n_acc = 0;
+    s->n_dispatch = s->n_barrier = 0;
+    s->n_timed = 0;
+    s->force_barrier = false;
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                   .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+    VkResult r = vkBeginCommandBuffer(s->cmd, &bi);
+    if (r != VK_SUCCESS)
+        return vkl_fail(err, "vulkan: vkBeginCommandBuffer failed: %s", vkl_vk_result_name(r));
+    if (s->queries) {
+        vkCmdResetQueryPool(s->cmd, s->queries, 0, MAX_TIMESTAMPS + 1);
+        vkCmdWriteTimestamp(s->cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, s->queries, 0);
+    }
+    /* Whatever earlier submissions or transfers wrote is visible to this sequence's shaders. */
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT |
+                                           VK_ACCESS_HOST_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
+    vkCmdPipelineBarrier(s->cmd,
+                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT |
+                             VK_PIPELINE_STAGE_HOST_BIT,
+                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    s->recording = true;
+    return 0;
+}
+
+static VkDescriptorSet alloc_set(vkl_vk_seq *s, VkDescriptorSetLayout layout, vkl_error *err) {
+    VkDevice dev = s->ctx->device;
+    for (;;) {
+        if (s->cur_dpool < s->n_dpools) {
+            VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                              .descriptorPool = s->dpools[s->cur_dpool],
+                                              .descriptorSetCount = 1,
+                                              .pSetLayouts = &layout};
+            VkDescriptorSet set;
+            VkResult r = vkAllocateDescriptorSets(dev, &ai, &set);
+            if (r == VK_SUCCESS) return set;
+            if (r != VK_ERROR_OUT_OF_POOL_MEMORY && r != VK_ERROR_FRAGMENTED_POOL) {
+                vkl_fail(err, "vulkan: vkAllocateDescriptorSets failed: %s", vkl_vk_result_name(r));
+                return VK_NULL_HANDLE;
+            }
+            s->cur_dpool++;
+            continue;
+        }
+        if (s->n_dpools == s->cap_dpools) {
+            int cap = s->cap_dpools ? 2 * s->cap_dpools : 4;
+            VkDescriptorPool *np = realloc(s->dpools, (size_t)cap * sizeof *np);
+            if (!np) {
+                vkl_fail(err, "out of host memory");
+                return VK_NULL_HANDLE;
+            }
+            s->dpools = np;
+            s->cap_dpools = cap;
+        }
+        VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                   .descriptorCount = SETS_PER_POOL * VKL_VK_MAX_BINDINGS};
+        VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                         .maxSets = SETS_PER_POOL,
+                                         .poolSizeCount = 1,
+                                         .pPoolSizes = &ps};
+        VkResult r = vkCreateDescriptorPool(dev, &pi, NULL, &s->dpools[s->n_dpools]);
+        if (r != VK_SUCCESS) {
+            vkl_fail(err, "vulkan: vkCreateDescriptorPool failed: %s", vkl_vk_result_name(r));
+            return VK_NULL_HANDLE;
+        }
+        s->n_dpools++;
+    }
+}
+
+static bool conflicts(const vkl_vk_seq *s, const vkl_vk_binding *b) {
+    VkDeviceSize begin = b->offset, end = b->offset + b->size;
+    for (int i = 0; i < s->n_acc; i++) {
+        const access *a = &s->acc[i];
+        if (a->buffer == b->buffer && a->begin < end && begin < a->end && (a->write || b->write))
+            return true;
+    }
+    return false;
+}
+
+int vkl_vk_seq_dispatch(vkl_vk_seq *s, const vkl_vk_pipeline *p, const vkl_vk_binding *bindings,
+                        uint32_t n_bindings, const void *push, uint32_t gx, uint32_t gy,
+                        uint32_t gz, const char *label, vkl_error *err) {
+    if (!s->recording) return vkl_fail(err, "vulkan: dispatch outside vkl_vk_seq_begin/submit");
+    if (n_bindings != p->n_bindings)
+        return vkl_fail(err, "vulkan: %s takes %u buffers, got %u", p->name, p->n_bindings, n_bindings);
+    if (gx == 0 || gy == 0 || gz == 0) return 0;
+    const VkPhysicalDeviceLimits *lim = &s->ctx->limits;
+    if (gx > lim->maxComputeWorkGroupCount[0] || gy > lim->maxComputeWorkGroupCount[1] ||
+        gz > lim->maxComputeWorkGroupCount[2])
+        return vkl_fail(err, "vulkan: %s: grid %ux%ux%u exceeds the device limits", p->name, gx, gy, gz);
+    VkDescriptorSet set = alloc_set(s, p->set_layout, err);
+    if (!set) return -1;
+    VkDescriptorBufferInfo bi[VKL_VK_MAX_BINDINGS];
+    VkWriteDescriptorSet w[VKL_VK_MAX_BINDINGS];
+    for (uint32_t i = 0; i < n_bindings; i++) {
+        bi[i] = (VkDescriptorBufferInfo){bindings[i].buffer, bindings[i].offset, bindings[i].size};
+        w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                      .dstSet = set,
+                                      .dstBinding = i,
+                                      .descriptorCount = 1,
+                                      .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                      .pBufferInfo = &bi[i]};
+    }
+    vkUpdateDescriptorSets(s->ctx->device, n_bindings, w, 0, NULL);
+
+    bool need = s->force_barrier;
+    for (uint32_t i = 0; i < n_bindings && !need; i++) need = conflicts(s, &bindings[i]);
+    if (need) {
+        VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                              .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+                              .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
+        vkCmdPipelineBarrier(s->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                             VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+        s->n_acc = 0;
+        s->n_barrier++;
+        s->force_barrier = false;
+    }
+    if (s->n_acc + (int)n_bindings > s->cap_acc) {
+        int cap = VKL_MAX(2 * s->cap_acc, s->n_acc + (int)n_bindings + 16);
+        access *na = realloc(s->acc, (size_t)cap * sizeof *na);
+        if (!na) return vkl_fail(err, "out of host memory");
+        s->acc = na;
+        s->cap_acc = cap;
+    }
+    for (uint32_t i = 0; i < n_bindings; i++)
+        s->acc[s->n_acc++] = (access){bindings[i].buffer, bindings[i].offset,
+                                      bindings[i].offset + bindings[i].size, bindings[i].write};
+
+    vkCmdBindPipeline(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
+    vkCmdBindDescriptorSets(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
+    if (p->push_size) vkCmdPushConstants(s->cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, p->push_size, push);
+    vkCmdDispatch(s->cmd, gx, gy, gz);
+    if (s->queries && s->n_timed < MAX_TIMESTAMPS) {
+        vkCmdWriteTimestamp(s->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, s->queries, s->n_timed + 1);
+        const char *l = label ? label : p->name;
+        size_t len = strnlen(l, sizeof s->labels[0] - 1);
+        memcpy(s->labels[s->n_timed], l, len);
+        s->labels[s->n_timed][len] = 0;
+        s->n_timed++;
+    }
+    s->n_dispatch++;
+    return 0;
+}
+
+void vkl_vk_seq_barrier(vkl_vk_seq *s) { s->force_barrier = true; }
+
+int vkl_vk_seq_submit(vkl_vk_seq *s, vkl_error *err) {
+    if (!s->recording) return vkl_fail(err, "vulkan: submit without vkl_vk_seq_begin");
+    s->recording = false;
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                                           VK_ACCESS_TRANSFER_WRITE_BIT};
+    vkCmdPipelineBarrier(s->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                         VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0,
+                         NULL, 0, NULL);
+    VkResult r = vkEndCommandBuffer(s->cmd);
+    if (r != VK_SUCCESS)
+        return vkl_fail(err, "vulkan: vkEndCommandBuffer failed: %s", vkl_vk_result_name(r));
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+                       .commandBufferCount = 1,
+                       .pCommandBuffers = &s->cmd};
+    r = vkQueueSubmit(s->ctx->compute_queue, 1, &si, s->fence);
+    if (r != VK_SUCCESS)
+        return vkl_fail(err, "vulkan: vkQueueSubmit failed: %s", vkl_vk_result_name(r));
+    s->pending = true;
+    return seq_wait(s, err);
+}
+
+uint32_t vkl_vk_seq_dispatch_count(const vkl_vk_seq *s) { return s->n_dispatch; }
+uint32_t vkl_vk_seq_barrier_count(const vkl_vk_seq *s) { return s->n_barrier; }
+
+double vkl_vk_seq_dispatch_ns(const vkl_vk_seq *s, uint32_t i) {
+    return s->queries && i < s->n_timed ? s->times_ns[i] : -1.0;
+}
+
+const char *vkl_vk_seq_dispatch_label(const vkl_vk_seq *s, uint32_t i) {
+    return s->labels && i < s->n_timed ? s->labels[i] : "";
+}

@@ -1,0 +1,51 @@
+/* Recording a sequence of compute dispatches into one command buffer: one submit per sequence,
+ * a fence wait at the end, and pipeline barriers only where a dispatch touches memory that an
+ * earlier dispatch since the last barrier wrote (or writes memory such a dispatch read).
+ * Descriptor sets come from pools owned by the sequence and are recycled at vkl_vk_seq_begin.
+ * Optional timestamp queries give the GPU time of every dispatch. */
+#ifndef VKL_VK_CMD_H
+#define VKL_VK_CMD_H
+
+#include "vk_mem.h"
+#include "vk_pipeline.h"
+
+/* One descriptor: the bound range (offset aligned as the device requires, size <=
+ * maxStorageBufferRange) and whether the shader writes it. */
+typedef struct vkl_vk_binding {
+    VkBuffer buffer;
+    VkDeviceSize offset, size;
+    bool write;
+} vkl_vk_binding;
+
+/* Binds `r` as the device allows: the offset rounded down to minStorageBufferOffsetAlignment;
+ * *delta receives r.offset - binding.offset (bytes the shader must add). -1 if the range does not
+ * fit in maxStorageBufferRange. */
+int vkl_vk_bind_range(const vkl_vk_context *ctx, vkl_vk_range r, bool write, vkl_vk_binding *out,
+                      uint32_t *delta, vkl_error *err);
+
+typedef struct vkl_vk_seq vkl_vk_seq;
+
+/* timestamps: record a query after every dispatch (ignored if the queue has none). */
+vkl_vk_seq *vkl_vk_seq_create(vkl_vk_context *ctx, bool timestamps, vkl_error *err);
+void vkl_vk_seq_destroy(vkl_vk_seq *s);
+
+/* Starts recording (waits for a previous submission first). */
+int vkl_vk_seq_begin(vkl_vk_seq *s, vkl_error *err);
+/* Records one dispatch; `label` (may be NULL) names it in the timings. */
+int vkl_vk_seq_dispatch(vkl_vk_seq *s, const vkl_vk_pipeline *p, const vkl_vk_binding *bindings,
+                        uint32_t n_bindings, const void *push, uint32_t gx, uint32_t gy,
+                        uint32_t gz, const char *label, vkl_error *err);
+/* Forces a full barrier before the next dispatch (e.g. after host-side writes through other
+ * means). Normally not needed. */
+void vkl_vk_seq_barrier(vkl_vk_seq *s);
+/* Ends, submits, and waits for completion; results are then visible to the host. */
+int vkl_vk_seq_submit(vkl_vk_seq *s, vkl_error *err);
+
+/* Counts of the last recorded sequence. */
+uint32_t vkl_vk_seq_dispatch_count(const vkl_vk_seq *s);
+uint32_t vkl_vk_seq_barrier_count(const vkl_vk_seq *s);
+/* GPU time in nanoseconds of dispatch i of the last submitted sequence; -1 without timestamps. */
+double vkl_vk_seq_dispatch_ns(const vkl_vk_seq *s, uint32_t i);
+const char *vkl_vk_seq_dispatch_label(const vkl_vk_seq *s, uint32_t i);
+
+#endif
