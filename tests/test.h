@@ -49,6 +49,26 @@ static inline const char *test_fixtures_dir(void) {
     return NULL;
 }
 
+/* Reads a whole file into a malloc'd, NUL-terminated buffer (len may be NULL). NULL if unreadable. */
+static inline char *test_read_file(const char *path, size_t *len) {
+    if (len) *len = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    char *buf = NULL;
+    long n = fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
+    if (n >= 0 && fseek(fp, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL) {
+        if (fread(buf, 1, (size_t)n, fp) != (size_t)n) {
+            free(buf);
+            buf = NULL;
+        } else {
+            buf[n] = 0;
+            if (len) *len = (size_t)n;
+        }
+    }
+    fclose(fp);
+    return buf;
+}
+
 static inline void test_path(char *buf, size_t n, const char *dir, const char *rel) {
     snprintf(buf, n, "%s/%s", dir, rel);
 }

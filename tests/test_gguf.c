@@ -16,21 +16,6 @@ static void tmp_path(char *buf, size_t n, const char *name) {
 
 static bool file_exists(const char *p) { return access(p, F_OK) == 0; }
 
-static uint8_t *read_all(const char *path, size_t *size) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *p = malloc(n > 0 ? (size_t)n : 1);
-    if (p && fread(p, 1, (size_t)n, fp) != (size_t)n) {
-        free(p);
-        p = NULL;
-    }
-    fclose(fp);
-    *size = (size_t)n;
-    return p;
-}
 
 /* ---- fixtures ---------------------------------------------------------------------------------- */
 
@@ -388,7 +373,7 @@ static void test_copy_fixture(const char *fixtures, const char *rel) {
     if (rc) gguf_writer_abort(w);
     else CHECK(gguf_writer_close(w, &err) == 0, "%s: %s", rel, err.msg);
     size_t n = 0;
-    uint8_t *copy = read_all(dst_path, &n);
+    uint8_t *copy = (uint8_t *)test_read_file(dst_path, &n);
     CHECK(copy && n == src->size && !memcmp(copy, src->base, n), "%s: copy is not byte-identical (%zu vs %llu bytes)",
           rel, n, (unsigned long long)src->size);
     free(copy);

@@ -14,22 +14,6 @@ typedef struct variant {
     vkllm_kv_type kv;
 } variant;
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) buf[n] = 0;
-    *len = (size_t)n;
-    return buf;
-}
 
 /* Feeds the reference tokens (prompt in passes of n_batch, then each generated token but the
  * last) and checks every stored row. Returns the worst NMSE of the prompt and generated rows. */
@@ -130,7 +114,7 @@ static void run_case(const char *fx, const char *model_name, const char *case_na
     /* Our tokenizer on the prompt text gives the reference's prompt tokens. */
     snprintf(path, sizeof path, "%s/prompts/%s.txt", fx, case_name);
     size_t len;
-    char *text = slurp(path, &len);
+    char *text = test_read_file(path, &len);
     CHECK(text != NULL, "cannot read %s", path);
     if (text) {
         int32_t *ids = malloc(sizeof *ids * (len + 8));

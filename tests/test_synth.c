@@ -13,26 +13,11 @@ static char tmp_dir[512];
 
 static void tmp_path(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", tmp_dir, name); }
 
-static uint8_t *read_all(const char *path, size_t *size) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *p = malloc(n > 0 ? (size_t)n : 1);
-    if (p && fread(p, 1, (size_t)n, fp) != (size_t)n) {
-        free(p);
-        p = NULL;
-    }
-    fclose(fp);
-    *size = (size_t)n;
-    return p;
-}
 
 /* 1 if equal, 0 if different, -1 if unreadable */
 static int same_bytes(const char *a, const char *b) {
     size_t na, nb;
-    uint8_t *pa = read_all(a, &na), *pb = read_all(b, &nb);
+    uint8_t *pa = (uint8_t *)test_read_file(a, &na), *pb = (uint8_t *)test_read_file(b, &nb);
     int r = (!pa || !pb) ? -1 : (na == nb && !memcmp(pa, pb, na));
     free(pa);
     free(pb);
@@ -323,7 +308,7 @@ static void test_cli(void) {
     snprintf(args, sizeof args, "-o %s --type q4_k --n-layer 1 --n-vocab 300 --seed 7", out);
     CHECK(run_cli(args) == 0, "cli synth");
     size_t n = 0;
-    uint8_t *e = read_all(errfile, &n);
+    uint8_t *e = (uint8_t *)test_read_file(errfile, &n);
     CHECK(e && n == 0, "silent when stderr is not a terminal (%zu bytes)", n);
     free(e);
     vkl_error err = {{0}};
@@ -356,7 +341,7 @@ static void test_cli(void) {
         snprintf(args, sizeof args, cases[i].args, out);
         int rc = run_cli(args);
         CHECK(rc == cases[i].rc, "'synth %s' exit %d, want %d", args, rc, cases[i].rc);
-        e = read_all(errfile, &n);
+        e = (uint8_t *)test_read_file(errfile, &n);
         int lines = 0;
         for (size_t k = 0; e && k < n; k++) lines += e[k] == '\n';
         CHECK(lines == 1, "'synth %s': one-line message (%d lines)", args, lines);

@@ -8,22 +8,6 @@
 
 #define MAX_TOKENS 4096
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) buf[n] = 0;
-    if (len) *len = (size_t)n;
-    return buf;
-}
 
 static bool valid_utf8(const char *s, size_t n) {
     for (size_t i = 0; i < n;) {
@@ -61,9 +45,9 @@ static int tokenize(const vkl_tokenizer *t, const char *s, bool add_special, boo
 static void test_vectors(const vkl_tokenizer *t, const char *dir) {
     char path[1024];
     test_path(path, sizeof path, dir, "vocab/ggml-vocab-llama-spm.gguf.inp");
-    char *inp = slurp(path, NULL);
+    char *inp = test_read_file(path, NULL);
     test_path(path, sizeof path, dir, "vocab/ggml-vocab-llama-spm.gguf.out");
-    char *outp = slurp(path, NULL);
+    char *outp = test_read_file(path, NULL);
     CHECK(inp && outp, "cannot read the test vectors");
     if (!inp || !outp) {
         free(inp);
@@ -127,9 +111,9 @@ static void test_prompts(const vkl_tokenizer *t, const char *dir) {
         char path[1024];
         size_t len;
         test_path(path, sizeof path, dir, cases[c][0]);
-        char *text = slurp(path, &len);
+        char *text = test_read_file(path, &len);
         test_path(path, sizeof path, dir, cases[c][1]);
-        char *ref = slurp(path, NULL);
+        char *ref = test_read_file(path, NULL);
         CHECK(text && ref, "cannot read %s", cases[c][0]);
         char *p = ref ? strstr(ref, "\nprompt ") : NULL;
         int n_expect = 0;
@@ -400,7 +384,7 @@ static int run_cli(const char *args, char *out, size_t cap) {
     snprintf(cmd, sizeof cmd, "'%s' tokenize %s > %s 2>&1", VKLLM_CLI, args, tmp);
     int rc = system(cmd);
     size_t n = 0;
-    char *s = slurp(tmp, &n);
+    char *s = test_read_file(tmp, &n);
     out[0] = 0;
     if (s) {
         snprintf(out, cap, "%s", s);
