@@ -20,13 +20,69 @@ struct vkllm_model {
     vkl_model *m;
     vkl_tokenizer *tok;
     vkl_backend *cpu;
+    vkl_backend *gpu;     /* NULL when everything runs on the CPU */
+    int n_gpu_layers;     /* layers [n_layer - n_gpu_layers, n_layer) have their weights on the GPU */
+    bool gpu_head;        /* embeddings, output norm and head on the GPU too */
+    vkl_buffer **wbufs;   /* GPU copies of weights: one buffer per layer, one for the rest */
+    int n_wbufs;
     char desc[160];
 };
 
 /* ---- model ----------------------------------------------------------------------------------- */
 
+/* Copies weight tensors (from the mmapped file) into one new buffer of mm->gpu and points the
+ * tensors there. */
+static int offload(vkllm_model *mm, vkl_tensor *const *ts, int n, vkl_error *err) {
+    vkl_backend *be = mm->gpu;
+    size_t align = VKL_MAX(be->alignment, 16), total = 0;
+    for (int i = 0; i < n; i++) total = VKL_ALIGN_UP(total, align) + vkl_tensor_nbytes(ts[i]);
+    vkl_buffer *buf = be->ops->buffer_alloc(be, total, err);
+    if (!buf) {
+        vkl_error_prefix(err, "loading weights");
+        return -1;
+    }
+    mm->wbufs[mm->n_wbufs++] = buf;
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        off = VKL_ALIGN_UP(off, align);
+        if (be->ops->upload(be, buf, off, ts[i]->data, vkl_tensor_nbytes(ts[i]), err)) return -1;
+        ts[i]->buffer = buf;
+        ts[i]->offset = off;
+        ts[i]->data = buf->host ? (char *)buf->host + off : NULL;
+        off += vkl_tensor_nbytes(ts[i]);
+    }
+    return 0;
+}
+
+/* Opens the Vulkan device and uploads the weights of the GPU layers (see n_gpu_layers). */
+static int offload_model(vkllm_model *mm, const vkllm_model_params *p, const vkl_backend_config *cfg, vkl_error *err) {
+    vkl_model *m = mm->m;
+    int n_layer = m->hp.n_layer;
+    mm->gpu = vkl_vulkan_backend_reg.open ? vkl_vulkan_backend_reg.open(p->gpu_device, cfg, err) : NULL;
+    if (!mm->gpu) return -1;
+    mm->n_gpu_layers = VKL_MIN(p->n_gpu_layers, n_layer);
+    mm->gpu_head = p->n_gpu_layers > n_layer;
+    mm->wbufs = vkl_calloc((size_t)n_layer + 1, sizeof *mm->wbufs, err);
+    if (!mm->wbufs) return -1;
+    for (int l = n_layer - mm->n_gpu_layers; l < n_layer; l++) {
+        vkl_layer *L = &m->layers[l];
+        vkl_tensor *ts[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+        if (offload(mm, ts, (int)VKL_ARRAY_LEN(ts), err)) return -1;
+    }
+    if (mm->gpu_head) {
+        vkl_tensor *ts[] = {&m->tok_embd, &m->output_norm, &m->output};
+        if (offload(mm, ts, m->tied_output ? 2 : 3, err)) return -1;
+        if (m->tied_output) m->output = m->tok_embd;
+    }
+    return 0;
+}
+
 vkllm_model_params vkllm_model_default_params(void) {
     return (vkllm_model_params){0};
+}
+
+int vkllm_gpu_count(vkllm_error *err) {
+    return vkl_vulkan_backend_reg.enumerate(NULL, 0, ERR(err));
 }
 
 vkllm_model *vkllm_model_load(const char *path, const vkllm_model_params *params, vkllm_error *err) {
@@ -59,6 +115,7 @@ vkllm_model *vkllm_model_load(const char *path, const vkllm_model_params *params
     vkl_backend_config cfg = {.n_threads = p.n_threads, .reference = p.reference, .profile = p.profile};
     mm->cpu = vkl_cpu_backend_open(0, &cfg, ERR(err));
     if (!mm->cpu) goto fail;
+    if (p.n_gpu_layers > 0 && offload_model(mm, &p, &cfg, ERR(err))) goto fail;
     const vkl_hparams *hp = &mm->m->hp;
     snprintf(mm->desc, sizeof mm->desc, "%s, %d layers, %d embd, %d/%d heads, %d ff, %d vocab, %s weights", hp->arch,
              hp->n_layer, hp->n_embd, hp->n_head, hp->n_head_kv, hp->n_ff, hp->n_vocab,
@@ -71,6 +128,9 @@ fail:
 
 void vkllm_model_free(vkllm_model *m) {
     if (!m) return;
+    for (int i = 0; i < m->n_wbufs; i++) m->gpu->ops->buffer_free(m->gpu, m->wbufs[i]);
+    free(m->wbufs);
+    vkl_backend_close(m->gpu);
     vkl_backend_close(m->cpu);
     vkl_model_free(m->m);
     vkl_tokenizer_free(m->tok);
@@ -82,12 +142,21 @@ int vkllm_model_n_ctx_train(const vkllm_model *m) { return m->m->hp.n_ctx_train;
 int vkllm_model_n_embd(const vkllm_model *m) { return m->m->hp.n_embd; }
 int vkllm_model_n_layer(const vkllm_model *m) { return m->m->hp.n_layer; }
 int vkllm_model_n_threads(const vkllm_model *m) { return m->cpu->n_threads; }
+int vkllm_model_n_gpu_layers(const vkllm_model *m) { return m->n_gpu_layers + (m->gpu_head ? 1 : 0); }
+const char *vkllm_model_gpu_name(const vkllm_model *m) { return m->gpu ? m->gpu->info.name : NULL; }
 const char *vkllm_model_desc(const vkllm_model *m) { return m->desc; }
 
 int vkllm_model_profile(vkllm_model *m, vkllm_op_profile *out, int max, bool reset) {
     double secs[VKL_OP_COUNT] = {0};
     uint64_t calls[VKL_OP_COUNT] = {0};
-    if (m->cpu->ops->op_profile) m->cpu->ops->op_profile(m->cpu, secs, calls, reset);
+    vkl_backend *bes[2] = {m->cpu, m->gpu};
+    for (int b = 0; b < 2; b++) {
+        double s[VKL_OP_COUNT] = {0};
+        uint64_t k[VKL_OP_COUNT] = {0};
+        if (!bes[b] || !bes[b]->ops->op_profile) continue;
+        bes[b]->ops->op_profile(bes[b], s, k, reset);
+        for (int op = 0; op < VKL_OP_COUNT; op++) secs[op] += s[op], calls[op] += k[op];
+    }
     int n = 0;
     for (int op = 0; op < VKL_OP_COUNT && n < max; op++)
         if (calls[op]) out[n++] = (vkllm_op_profile){vkl_op_name((vkl_op)op), secs[op], calls[op]};
@@ -143,7 +212,8 @@ typedef struct cached_graph {
 
 struct vkllm_context {
     vkllm_model *model;
-    vkl_kv_cache *kv;
+    vkl_kv_cache *kv;          /* the layers' K/V tensors (views of the parts) and n_past */
+    vkl_kv_cache *kv_part[2];  /* the storage: CPU layers, GPU layers (either may be NULL) */
     vkl_executor *ex;
     int n_ctx, n_batch;
     cached_graph graphs[GRAPH_CACHE];
@@ -157,6 +227,31 @@ struct vkllm_context {
 
 vkllm_context_params vkllm_context_default_params(void) {
     return (vkllm_context_params){.n_ctx = 0, .n_batch = 512, .kv_type = VKLLM_KV_F16};
+}
+
+/* The KV cache of the CPU layers in host memory, the GPU layers' on the device; c->kv holds every
+ * layer's tensors (copies of the parts' descriptors, no storage of its own). */
+static int create_kv(vkllm_context *c, vkllm_model *m, int n_ctx, vkl_type type, vkl_error *err) {
+    const vkl_hparams *hp = &m->m->hp;
+    int64_t kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+    int n_gpu = m->gpu ? m->n_gpu_layers : 0, n_cpu = hp->n_layer - n_gpu;
+    if (n_cpu > 0 && !(c->kv_part[0] = vkl_kv_cache_create(m->cpu, n_cpu, n_ctx, kv_dim, type, err))) return -1;
+    if (n_gpu > 0 && !(c->kv_part[1] = vkl_kv_cache_create(m->gpu, n_gpu, n_ctx, kv_dim, type, err))) return -1;
+    c->kv = vkl_calloc(1, sizeof *c->kv, err);
+    if (!c->kv) return -1;
+    *c->kv = (vkl_kv_cache){.backend = NULL, .buf = NULL, .type = type, .n_layer = hp->n_layer, .n_ctx = n_ctx, .kv_dim = kv_dim};
+    c->kv->k = vkl_calloc((size_t)hp->n_layer, sizeof *c->kv->k, err);
+    c->kv->v = vkl_calloc((size_t)hp->n_layer, sizeof *c->kv->v, err);
+    if (!c->kv->k || !c->kv->v) return -1;
+    for (int l = 0; l < hp->n_layer; l++) {
+        const vkl_kv_cache *part = l < n_cpu ? c->kv_part[0] : c->kv_part[1];
+        int pl = l < n_cpu ? l : l - n_cpu;
+        c->kv->k[l] = part->k[pl];
+        c->kv->v[l] = part->v[pl];
+        snprintf(c->kv->k[l].name, sizeof c->kv->k[l].name, "cache_k_l%d", l);
+        snprintf(c->kv->v[l].name, sizeof c->kv->v[l].name, "cache_v_l%d", l);
+    }
+    return 0;
 }
 
 vkllm_context *vkllm_context_create(vkllm_model *m, const vkllm_context_params *params, vkllm_error *err) {
@@ -182,10 +277,9 @@ vkllm_context *vkllm_context_create(vkllm_model *m, const vkllm_context_params *
     c->model = m;
     c->n_ctx = p.n_ctx;
     c->n_batch = p.n_batch;
-    c->kv = vkl_kv_cache_create(m->cpu, hp->n_layer, p.n_ctx, (int64_t)hp->n_head_kv * hp->head_dim,
-                                p.kv_type == VKLLM_KV_F32 ? VKL_TYPE_F32 : VKL_TYPE_F16, ERR(err));
-    if (!c->kv) goto fail;
-    c->ex = vkl_executor_create(&m->cpu, 1, ERR(err));
+    if (create_kv(c, m, p.n_ctx, p.kv_type == VKLLM_KV_F32 ? VKL_TYPE_F32 : VKL_TYPE_F16, ERR(err))) goto fail;
+    vkl_backend *bes[2] = {m->gpu, m->cpu}; /* the GPU first: it takes every node it can */
+    c->ex = m->gpu ? vkl_executor_create(bes, 2, ERR(err)) : vkl_executor_create(&m->cpu, 1, ERR(err));
     c->pos = vkl_malloc((size_t)p.n_batch * sizeof *c->pos, ERR(err));
     c->logits = vkl_malloc((size_t)hp->n_vocab * sizeof *c->logits, ERR(err));
     if (!c->ex || !c->pos || !c->logits) goto fail;
@@ -206,7 +300,9 @@ void vkllm_context_free(vkllm_context *c) {
     if (!c) return;
     for (int i = 0; i < c->n_graphs; i++) drop_graph(&c->graphs[i]);
     vkl_executor_free(c->ex);
-    vkl_kv_cache_free(c->kv);
+    vkl_kv_cache_free(c->kv); /* no buffer of its own */
+    vkl_kv_cache_free(c->kv_part[0]);
+    vkl_kv_cache_free(c->kv_part[1]);
     free(c->pos);
     free(c->logits);
     free(c);
@@ -314,8 +410,15 @@ const float *vkllm_logits(const vkllm_context *c, int i) {
 
 int vkllm_n_logits(const vkllm_context *c) { return c->n_logits; }
 
-size_t vkllm_scratch_bytes(const vkllm_context *c) { return vkl_executor_arena_size(c->ex, 0); }
-size_t vkllm_kv_bytes(const vkllm_context *c) { return c->kv->buf->size; }
+size_t vkllm_scratch_bytes(const vkllm_context *c) {
+    return vkl_executor_arena_size(c->ex, 0) + (c->model->gpu ? vkl_executor_arena_size(c->ex, 1) : 0);
+}
+
+size_t vkllm_kv_bytes(const vkllm_context *c) {
+    size_t n = 0;
+    for (int i = 0; i < 2; i++) n += c->kv_part[i] ? c->kv_part[i]->buf->size : 0;
+    return n;
+}
 
 vkllm_timings vkllm_get_timings(const vkllm_context *c) { return c->timings; }
 void vkllm_reset_timings(vkllm_context *c) { memset(&c->timings, 0, sizeof c->timings); }

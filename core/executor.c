@@ -172,11 +172,21 @@ static vkl_tensor *tensor_at(const vkl_plan *p, int i) {
     return i < p->g->n_pool ? &p->g->pool[i] : &p->mirrors[i - p->g->n_pool];
 }
 
+/* A node that reads no weight or cache stays on the backend that produced its first source (when
+ * that one supports it), so a layer's activations stay where its weights are. -1: no preference. */
+static int follow_data(vkl_executor *ex, const vkl_tensor *node) {
+    for (int s = 0; s < VKL_MAX_SRC && node->src[s]; s++)
+        if (vkl_tensor_root(node->src[s])->flags & VKL_TF_EXTERNAL) return -1;
+    const vkl_tensor *r = node->src[0] ? vkl_tensor_root(node->src[0]) : NULL;
+    if (!r || r->op == VKL_OP_NONE || r->backend < 0 || r->backend >= ex->n_backends) return -1;
+    return ex->backends[r->backend]->ops->supports(ex->backends[r->backend], node) ? r->backend : -1;
+}
+
 static int assign_backends(vkl_executor *ex, vkl_plan *p, vkl_error *err) {
     vkl_graph *g = p->g;
     for (int i = 0; i < g->n_nodes; i++) {
         vkl_tensor *node = g->nodes[i];
-        node->backend = -1;
+        node->backend = ex->n_backends > 1 ? follow_data(ex, node) : -1;
         for (int b = 0; b < ex->n_backends && node->backend < 0; b++)
             if (ex->backends[b]->ops->supports(ex->backends[b], node)) node->backend = b;
         if (node->backend < 0)

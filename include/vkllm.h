@@ -37,9 +37,16 @@ typedef struct vkllm_model_params {
     bool profile;   /* time every op (see vkllm_model_profile) */
     void (*progress)(float fraction, void *user); /* loading progress 0..1 (may be NULL) */
     void *progress_user;
+    /* Layers on the Vulkan device (llama.cpp's -ngl): 0 = CPU only; N = the last N layers (their
+     * weights and KV cache); > n_layer = everything, including embeddings and the output head.
+     * Loading fails when the device cannot be opened. */
+    int n_gpu_layers;
+    int gpu_device; /* Vulkan device index (as `vkllm devices` lists them) */
 } vkllm_model_params;
 
 vkllm_model_params vkllm_model_default_params(void);
+/* Number of Vulkan devices (>= 0), or -1 with a message when Vulkan is unusable here. */
+int vkllm_gpu_count(vkllm_error *err);
 /* params may be NULL (defaults). */
 vkllm_model *vkllm_model_load(const char *path, const vkllm_model_params *params, vkllm_error *err);
 void vkllm_model_free(vkllm_model *m);
@@ -49,6 +56,10 @@ int vkllm_model_n_ctx_train(const vkllm_model *m);
 int vkllm_model_n_embd(const vkllm_model *m);
 int vkllm_model_n_layer(const vkllm_model *m);
 int vkllm_model_n_threads(const vkllm_model *m); /* CPU threads in use */
+/* Layers running on the GPU (0..n_layer; the output head too when > n_layer), and its name
+ * (NULL when none is used). */
+int vkllm_model_n_gpu_layers(const vkllm_model *m);
+const char *vkllm_model_gpu_name(const vkllm_model *m);
 /* Time per op kind since load or the last reset (model loaded with params.profile): fills up to
  * max entries (ops that ran), returns the count. */
 typedef struct vkllm_op_profile {

@@ -32,6 +32,9 @@ static void usage(FILE *out) {
             "  --repeat-last-n N      tokens the penalty looks back on (default 64)\n"
             "  --seed S               sampling seed (default: random)\n"
             "  --kv-type f16|f32      KV cache type (default f16)\n"
+            "  -ngl, --n-gpu-layers N layers on the Vulkan GPU: the last N; more than the model has =\n"
+            "                         everything incl. the output head (default 0 = CPU only)\n"
+            "  --device N             Vulkan device index (see `vkllm devices`; default 0)\n"
             "  --ignore-eos           keep generating after the end-of-sequence token\n"
             "  --profile              print the time per op kind (prompt, and per generated token)\n"
             "  --logits-out FILE      write the f32 logits of every evaluated position (n_vocab per row)\n"
@@ -45,7 +48,8 @@ typedef struct run_args {
     const char *model, *prompt, *prompt_file, *logits_out, *tokens_out, *tokens_in;
     long n_predict;
     bool n_predict_set;
-    int n_threads, n_ctx, n_batch;
+    int n_threads, n_ctx, n_batch, n_gpu_layers, device;
+    bool device_set;
     vkllm_kv_type kv_type;
     bool ignore_eos, profile;
     vkllm_sampler_params sp;
@@ -105,6 +109,8 @@ static int parse_args(int argc, char **argv, run_args *a, bool *help) {
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) ok = parse_long(val, 1, 1024, &l), a->n_threads = (int)l;
         else if (!strcmp(opt, "-c") || !strcmp(opt, "--ctx-size")) ok = parse_long(val, 1, 1 << 22, &l), a->n_ctx = (int)l;
         else if (!strcmp(opt, "-b") || !strcmp(opt, "--batch-size")) ok = parse_long(val, 1, 1 << 16, &l), a->n_batch = (int)l;
+        else if (!strcmp(opt, "-ngl") || !strcmp(opt, "--n-gpu-layers")) ok = parse_long(val, 0, 1 << 20, &l), a->n_gpu_layers = (int)l;
+        else if (!strcmp(opt, "--device")) ok = parse_long(val, 0, 1 << 20, &l), a->device = (int)l, a->device_set = true;
         else if (!strcmp(opt, "--temp")) ok = parse_float(val, 0, 100, &a->sp.temperature);
         else if (!strcmp(opt, "--top-k")) ok = parse_long(val, 0, INT_MAX, &l), a->sp.top_k = (int)l;
         else if (!strcmp(opt, "--top-p")) ok = parse_float(val, 0, 1, &a->sp.top_p);
@@ -359,6 +365,21 @@ static int write_tokens(const run_state *st) {
     return 0;
 }
 
+/* -ngl without a usable Vulkan device: the CPU, with a warning; with --device: an error. */
+static int pick_gpu(run_args *a) {
+    vkllm_error err = {{0}};
+    int n = vkllm_gpu_count(&err);
+    if (n > a->device) return 0;
+    if (n >= 0) snprintf(err.msg, sizeof err.msg, "no Vulkan device %d (%d found)", a->device, n);
+    if (a->device_set) {
+        fprintf(stderr, "vkllm run: --device %d: %s\n", a->device, err.msg);
+        return 1;
+    }
+    fprintf(stderr, "vkllm run: warning: %s; running on the CPU\n", err.msg);
+    a->n_gpu_layers = 0;
+    return 0;
+}
+
 static int run(run_state *st) {
     run_args *a = &st->a;
     vkllm_error err = {{0}};
@@ -373,6 +394,9 @@ static int run(run_state *st) {
     vkllm_model_params mp = vkllm_model_default_params();
     mp.n_threads = a->n_threads;
     mp.profile = a->profile;
+    if (a->n_gpu_layers > 0 && pick_gpu(a)) return 1;
+    mp.n_gpu_layers = a->n_gpu_layers;
+    mp.gpu_device = a->device;
     if (isatty(STDERR_FILENO)) mp.progress = progress_bar;
     st->m = vkllm_model_load(a->model, &mp, &err);
     if (!st->m) {
@@ -448,9 +472,14 @@ static int run(run_state *st) {
     }
     if (a->tokens_out && write_tokens(st)) return 1;
 
-    fprintf(stderr, "load: %.0f ms | prompt: %d tokens, %.1f tok/s | generation: %d tokens, %.1f tok/s | %d threads\n",
+    fprintf(stderr, "load: %.0f ms | prompt: %d tokens, %.1f tok/s | generation: %d tokens, %.1f tok/s | %d threads",
             load_s * 1e3, st->n_prompt, st->n_prompt / prompt_s, st->n_generated,
             gen_s > 0 ? st->n_generated / gen_s : 0.0, vkllm_model_n_threads(st->m));
+    int n_layer = vkllm_model_n_layer(st->m), n_gpu = vkllm_model_n_gpu_layers(st->m);
+    if (vkllm_model_gpu_name(st->m))
+        fprintf(stderr, " | gpu: %s, %d/%d layers%s", vkllm_model_gpu_name(st->m), n_gpu > n_layer ? n_layer : n_gpu,
+                n_layer, n_gpu > n_layer ? " + output" : "");
+    fputc('\n', stderr);
     return 0;
 }
 

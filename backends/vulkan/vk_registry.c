@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "vk_backend.h"
 #include "vk_device.h"
 
 static vkl_device_kind kind_of(VkPhysicalDeviceType t) {
@@ -80,7 +81,7 @@ static void VKL_PRINTF(2, 3) detail(vkl_device_info *d, const char *fmt, ...) {
 
 static const char *yes_no(bool b) { return b ? "yes" : "no"; }
 
-static void fill_info(vkl_device_info *d, int index, const vkl_vk_device_props *p) {
+void vkl_vk_fill_device_info(vkl_device_info *d, int index, const vkl_vk_device_props *p) {
     memset(d, 0, sizeof *d);
     const VkPhysicalDeviceProperties *pr = &p->props;
     const VkPhysicalDeviceLimits *lim = &pr->limits;
@@ -170,7 +171,7 @@ static int vk_enumerate(vkl_device_info *out, int max, vkl_error *err) {
     }
     for (uint32_t i = 0; i < n && (int)i < max; i++) {
         vkl_vk_query_device(devs[i], api, props);
-        fill_info(&out[i], (int)i, props);
+        vkl_vk_fill_device_info(&out[i], (int)i, props);
     }
     free(props);
     free(devs);
@@ -178,4 +179,4 @@ static int vk_enumerate(vkl_device_info *out, int max, vkl_error *err) {
     return (int)n;
 }
 
-const vkl_backend_reg vkl_vulkan_backend_reg = {.name = "vulkan", .enumerate = vk_enumerate};
+const vkl_backend_reg vkl_vulkan_backend_reg = {.name = "vulkan", .enumerate = vk_enumerate, .open = vkl_vk_backend_open};

@@ -1,0 +1,14 @@
+/* The Vulkan compute backend behind the backend interface (core/backend.h). */
+#ifndef VKL_VK_BACKEND_H
+#define VKL_VK_BACKEND_H
+
+#include "backend.h"
+#include "vk_device.h"
+
+/* Opens Vulkan device `index` (vkl_vulkan_backend_reg.open). */
+vkl_backend *vkl_vk_backend_open(int index, const vkl_backend_config *cfg, vkl_error *err);
+
+/* Fills the device description (vk_registry.c; shared with enumeration). */
+void vkl_vk_fill_device_info(vkl_device_info *d, int index, const vkl_vk_device_props *p);
+
+#endif
