@@ -16,6 +16,7 @@ static const vkl_cmd commands[] = {
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"synth", cmd_synth, "write a LLaMA-shaped GGUF with random weights"},
     {"run", cmd_run, "generate text from a prompt"},
+    {"chat", cmd_chat, "chat interactively with a model"},
 };
 
 static void usage(FILE *out) {

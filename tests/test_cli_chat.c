@@ -1,0 +1,175 @@
+/* `vkllm chat` end to end, piped: a reply per user line, greedy replies deterministic across runs
+ * and equal to `vkllm run` on the whole formatted conversation (so the KV cache kept across turns
+ * is right), /reset and /exit, the context filling up, and one-line errors with non-zero exits. */
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+
+static char out_path[512], err_path[512], tmp_dir[256];
+
+/* Runs `vkllm CMD ARGS` with stdin from the shell fragment `input` (printf format text, may be
+ * NULL for /dev/null); returns the exit code, stdout/stderr in files. */
+static int run_cli(const char *cmd_args, const char *input) {
+    char cmd[8192];
+    if (input)
+        snprintf(cmd, sizeof cmd, "printf '%s' | '%s' %s >'%s' 2>'%s'", input, VKLLM_CLI, cmd_args, out_path, err_path);
+    else
+        snprintf(cmd, sizeof cmd, "'%s' %s </dev/null >'%s' 2>'%s'", VKLLM_CLI, cmd_args, out_path, err_path);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *read_all(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = malloc(1 << 16);
+    size_t n = buf ? fread(buf, 1, (1 << 16) - 1, f) : 0;
+    if (buf) buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+static int count_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+static void expect_fail(const char *args, int code, const char *needle) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "chat %s", args);
+    int rc = run_cli(cmd, "hello\\n");
+    char *err = read_all(err_path);
+    CHECK(rc == code, "vkllm chat %s: exit %d, expected %d (stderr: %s)", args, rc, code, err ? err : "");
+    CHECK(err && count_lines(err) == 1, "vkllm chat %s: expected a one-line message, got: %s", args, err ? err : "");
+    if (needle) CHECK(err && strstr(err, needle), "vkllm chat %s: message lacks '%s': %s", args, needle, err ? err : "");
+    free(err);
+}
+
+/* Line i (0-based) of s, without its newline, into buf. */
+static void line_at(const char *s, int i, char *buf, size_t n) {
+    for (; i > 0 && s; i--) {
+        s = strchr(s, '\n');
+        if (s) s++;
+    }
+    size_t len = 0;
+    if (s) {
+        const char *e = strchr(s, '\n');
+        len = e ? (size_t)(e - s) : strlen(s);
+    }
+    if (len >= n) len = n - 1;
+    if (s) memcpy(buf, s, len);
+    buf[len] = 0;
+}
+
+static void chat_model(const char *model) {
+    char args[2048];
+    snprintf(args, sizeof args, "chat -m '%s' --temp 0 -n 8 -t 1 -c 256", model);
+
+    /* Two turns, a reply line each, the same twice. */
+    int rc = run_cli(args, "Hello there\\nWhat is a cat?\\n");
+    char *out1 = read_all(out_path), *err = read_all(err_path);
+    CHECK(rc == 0, "%s: exit %d (stderr: %s)", model, rc, err ? err : "");
+    CHECK(out1 && count_lines(out1) == 2, "%s: expected 2 reply lines, got: '%s'", model, out1 ? out1 : "");
+    char reply1[1024] = "", reply2[1024] = "";
+    if (out1) line_at(out1, 0, reply1, sizeof reply1), line_at(out1, 1, reply2, sizeof reply2);
+    CHECK(reply1[0] && reply2[0], "%s: empty reply: '%s' / '%s'", model, reply1, reply2);
+    free(err);
+    rc = run_cli(args, "Hello there\\nWhat is a cat?\\n");
+    char *out2 = read_all(out_path);
+    CHECK(rc == 0 && out1 && out2 && !strcmp(out1, out2), "%s: greedy chat differs across runs:\n%s\n---\n%s", model,
+          out1 ? out1 : "", out2 ? out2 : "");
+    free(out2);
+
+    /* Turn 2 reused the KV cache of turn 1: `vkllm run` on the whole conversation (the plain
+     * template) must continue it with the same text. */
+    if (!strchr(reply1, '\'') && !strchr(reply1, '%') && !strchr(reply1, '\\')) {
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd,
+                 "run -m '%s' --temp 0 -n 8 -t 1 -c 256 -p \"$(printf 'User: Hello there\\nAssistant: %s\\n"
+                 "User: What is a cat?\\nAssistant:')\"",
+                 model, reply1);
+        rc = run_cli(cmd, NULL);
+        char *run_out = read_all(out_path);
+        const char *cont = run_out ? strstr(run_out, "User: What is a cat?\nAssistant:") : NULL;
+        if (cont) {
+            cont += strlen("User: What is a cat?\nAssistant:");
+            while (*cont == ' ' || *cont == '\n') cont++;
+        }
+        CHECK(rc == 0 && cont && !strncmp(cont, reply2, strlen(reply2)),
+              "%s: turn 2 '%s' differs from vkllm run on the conversation: '%s'", model, reply2, cont ? cont : "");
+        free(run_out);
+    }
+
+    /* /reset forgets turn 1: the reply to "What is a cat?" is then turn 1's of a fresh chat. */
+    rc = run_cli(args, "Hello there\\n/reset\\nWhat is a cat?\\n/exit\\nnot read\\n");
+    char *out3 = read_all(out_path);
+    CHECK(rc == 0 && out3 && count_lines(out3) == 2, "%s: /reset, /exit: exit %d, output '%s'", model, rc,
+          out3 ? out3 : "");
+    char after_reset[1024] = "", fresh[1024] = "";
+    if (out3) line_at(out3, 1, after_reset, sizeof after_reset);
+    free(out3);
+    rc = run_cli(args, "What is a cat?\\n");
+    char *out_fresh = read_all(out_path);
+    if (out_fresh) line_at(out_fresh, 0, fresh, sizeof fresh);
+    free(out_fresh);
+    CHECK(rc == 0 && fresh[0] && !strcmp(fresh, after_reset), "%s: after /reset '%s', fresh chat '%s'", model,
+          after_reset, fresh);
+
+    /* A small context fills: a clean message, the conversation restarts, exit 0. */
+    snprintf(args, sizeof args, "chat -m '%s' --temp 0 -n 12 -t 1 -c 40", model);
+    rc = run_cli(args, "Hi\\nHo\\nHa\\nHe\\n");
+    char *out4 = read_all(out_path);
+    err = read_all(err_path);
+    CHECK(rc == 0 && err && strstr(err, "context full"), "%s: -c 40: exit %d, stderr '%s'", model, rc,
+          err ? err : "");
+    CHECK(out4 && count_lines(out4) == 4, "%s: -c 40: expected 4 replies, got '%s'", model, out4 ? out4 : "");
+    free(out4);
+    free(err);
+    free(out1);
+}
+
+int main(void) {
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/vkllm_test_cli_chat_%d", (int)getpid());
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", tmp_dir);
+    if (system(cmd) != 0) return 1;
+    snprintf(out_path, sizeof out_path, "%s/out", tmp_dir);
+    snprintf(err_path, sizeof err_path, "%s/err", tmp_dir);
+
+    /* Argument errors need no model. */
+    expect_fail("", 2, "-m");
+    expect_fail("-m x.gguf --bogus 3", 2, "unknown option");
+    expect_fail("-m", 2, "needs a value");
+    expect_fail("-m x.gguf -n abc", 2, "bad value");
+    expect_fail("-m x.gguf -n 0", 2, "bad value");
+    expect_fail("-m x.gguf -c -1", 2, "bad value");
+    expect_fail("-m x.gguf -t 99999999999999999999", 2, "bad value");
+    expect_fail("-m x.gguf --temp nan", 2, "bad value");
+    expect_fail("-m x.gguf --top-p 2", 2, "bad value");
+    expect_fail("-m x.gguf --seed -1", 2, "bad value");
+    expect_fail("-m x.gguf -ngl x", 2, "bad value");
+    expect_fail("-m x.gguf --template nosuch", 2, "bad value");
+    expect_fail("-m /nonexistent/model.gguf", 1, "nonexistent");
+    CHECK(run_cli("chat --help", NULL) == 0, "--help exits 0");
+
+    const char *fx = test_fixtures_dir();
+    if (fx) {
+        char model[512], vocab[512];
+        snprintf(model, sizeof model, "%s/models/tiny-q8_0.gguf", fx);
+        snprintf(vocab, sizeof vocab, "%s/vocab/ggml-vocab-llama-spm.gguf", fx);
+        chat_model(model);
+
+        char synth[512], args[2048];
+        snprintf(synth, sizeof synth, "%s/synth-tiny-q8_0.gguf", tmp_dir);
+        snprintf(args, sizeof args, "synth --preset tiny --type q8_0 -t 1 --vocab '%s' -o '%s'", vocab, synth);
+        int rc = run_cli(args, NULL);
+        CHECK(rc == 0, "vkllm %s: exit %d", args, rc);
+        if (rc == 0) chat_model(synth);
+    }
+
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
+    return test_finish();
+}

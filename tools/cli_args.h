@@ -1,0 +1,15 @@
+/* Strict option-value parsing shared by the vkllm subcommands. */
+#ifndef VKL_CLI_ARGS_H
+#define VKL_CLI_ARGS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Each accepts only the whole string, a finite value within [lo, hi]; false otherwise (out untouched). */
+bool cli_parse_long(const char *s, long lo, long hi, long *out);
+bool cli_parse_int(const char *s, int lo, int hi, int *out);
+bool cli_parse_float(const char *s, float lo, float hi, float *out);
+/* A non-negative decimal 64-bit integer (seeds). */
+bool cli_parse_u64(const char *s, uint64_t *out);
+
+#endif
