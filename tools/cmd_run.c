@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_args.h"
 #include "vkllm.h"
 
 static void usage(FILE *out) {
@@ -55,25 +56,6 @@ typedef struct run_args {
     vkllm_sampler_params sp;
 } run_args;
 
-/* Strict number parsing: the whole string, within [lo, hi]. */
-static bool parse_long(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_float(const char *s, float lo, float hi, float *out) {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi)) return false;
-    *out = v;
-    return true;
-}
-
 /* Returns 0, or 2 after printing a one-line usage error. */
 static int parse_args(int argc, char **argv, run_args *a, bool *help) {
     memset(a, 0, sizeof *a);
@@ -105,24 +87,22 @@ static int parse_args(int argc, char **argv, run_args *a, bool *help) {
         else if (!strcmp(opt, "--logits-out")) a->logits_out = val;
         else if (!strcmp(opt, "--tokens-out")) a->tokens_out = val;
         else if (!strcmp(opt, "--tokens-in")) a->tokens_in = val;
-        else if (!strcmp(opt, "-n") || !strcmp(opt, "--n-predict")) ok = parse_long(val, 0, 1 << 24, &a->n_predict), a->n_predict_set = true;
-        else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) ok = parse_long(val, 1, 1024, &l), a->n_threads = (int)l;
-        else if (!strcmp(opt, "-c") || !strcmp(opt, "--ctx-size")) ok = parse_long(val, 1, 1 << 22, &l), a->n_ctx = (int)l;
-        else if (!strcmp(opt, "-b") || !strcmp(opt, "--batch-size")) ok = parse_long(val, 1, 1 << 16, &l), a->n_batch = (int)l;
-        else if (!strcmp(opt, "-ngl") || !strcmp(opt, "--n-gpu-layers")) ok = parse_long(val, 0, 1 << 20, &l), a->n_gpu_layers = (int)l;
-        else if (!strcmp(opt, "--device")) ok = parse_long(val, 0, 1 << 20, &l), a->device = (int)l, a->device_set = true;
-        else if (!strcmp(opt, "--temp")) ok = parse_float(val, 0, 100, &a->sp.temperature);
-        else if (!strcmp(opt, "--top-k")) ok = parse_long(val, 0, INT_MAX, &l), a->sp.top_k = (int)l;
-        else if (!strcmp(opt, "--top-p")) ok = parse_float(val, 0, 1, &a->sp.top_p);
-        else if (!strcmp(opt, "--min-p")) ok = parse_float(val, 0, 1, &a->sp.min_p);
-        else if (!strcmp(opt, "--repeat-penalty")) ok = parse_float(val, 0.01f, 100, &f), a->sp.repeat_penalty = f;
-        else if (!strcmp(opt, "--repeat-last-n")) ok = parse_long(val, 0, 1 << 20, &l), a->sp.repeat_last_n = (int)l;
+        else if (!strcmp(opt, "-n") || !strcmp(opt, "--n-predict")) ok = cli_parse_long(val, 0, 1 << 24, &a->n_predict), a->n_predict_set = true;
+        else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) ok = cli_parse_long(val, 1, 1024, &l), a->n_threads = (int)l;
+        else if (!strcmp(opt, "-c") || !strcmp(opt, "--ctx-size")) ok = cli_parse_long(val, 1, 1 << 22, &l), a->n_ctx = (int)l;
+        else if (!strcmp(opt, "-b") || !strcmp(opt, "--batch-size")) ok = cli_parse_long(val, 1, 1 << 16, &l), a->n_batch = (int)l;
+        else if (!strcmp(opt, "-ngl") || !strcmp(opt, "--n-gpu-layers")) ok = cli_parse_long(val, 0, 1 << 20, &l), a->n_gpu_layers = (int)l;
+        else if (!strcmp(opt, "--device")) ok = cli_parse_long(val, 0, 1 << 20, &l), a->device = (int)l, a->device_set = true;
+        else if (!strcmp(opt, "--temp")) ok = cli_parse_float(val, 0, 100, &a->sp.temperature);
+        else if (!strcmp(opt, "--top-k")) ok = cli_parse_long(val, 0, INT_MAX, &l), a->sp.top_k = (int)l;
+        else if (!strcmp(opt, "--top-p")) ok = cli_parse_float(val, 0, 1, &a->sp.top_p);
+        else if (!strcmp(opt, "--min-p")) ok = cli_parse_float(val, 0, 1, &a->sp.min_p);
+        else if (!strcmp(opt, "--repeat-penalty")) ok = cli_parse_float(val, 0.01f, 100, &f), a->sp.repeat_penalty = f;
+        else if (!strcmp(opt, "--repeat-last-n")) ok = cli_parse_long(val, 0, 1 << 20, &l), a->sp.repeat_last_n = (int)l;
         else if (!strcmp(opt, "--seed")) {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(val, &end, 10);
-            ok = !errno && end != val && !*end && val[0] != '-';
-            a->sp.seed = s;
+            uint64_t seed = 0;
+            ok = cli_parse_u64(val, &seed);
+            a->sp.seed = seed;
         } else if (!strcmp(opt, "--kv-type")) {
             ok = !strcmp(val, "f16") || !strcmp(val, "f32");
             a->kv_type = !strcmp(val, "f32") ? VKLLM_KV_F32 : VKLLM_KV_F16;
@@ -188,7 +168,7 @@ static int parse_ids(char *s, int32_t **out, int *n) {
     *n = 0;
     for (char *tok = strtok(s, " \t\r\n"); tok; tok = strtok(NULL, " \t\r\n")) {
         long v;
-        if (!parse_long(tok, 0, INT32_MAX, &v)) return -1;
+        if (!cli_parse_long(tok, 0, INT32_MAX, &v)) return -1;
         if (*n == cap) {
             int32_t *p = realloc(*out, sizeof **out * (size_t)(cap = cap ? cap * 2 : 64));
             if (!p) return -1;
@@ -216,7 +196,7 @@ static int read_token_file(const char *path, token_file *tf) {
         else if (!strncmp(line, "generated ", 10)) rc = parse_ids(line + 10, &tf->generated, &tf->n_generated);
         else if (!strncmp(line, "generated", 9) && !line[9]) tf->n_generated = 0;
         else if (!strncmp(line, "logits_from ", 12)) {
-            if (!parse_long(line + 12, 0, INT32_MAX, &v)) rc = -1;
+            if (!cli_parse_long(line + 12, 0, INT32_MAX, &v)) rc = -1;
             tf->logits_from = (int)v;
         }
     }
