@@ -83,11 +83,35 @@ static int cpu_prepare(vkl_backend *be, const vkl_graph *g, int first, int count
     return 0;
 }
 
+/* Whether MUL_MAT b can run in one group with MUL_MAT a: same activations, same weight type and
+ * row length, and a's output is not b's input. */
+static bool same_matmul_input(const vkl_tensor *a, const vkl_tensor *b) {
+    if (a->op != VKL_OP_MUL_MAT || b->op != VKL_OP_MUL_MAT) return false;
+    const vkl_tensor *xa = a->src[1], *xb = b->src[1];
+    return xa->data == xb->data && xa->ne[0] == xb->ne[0] && xa->ne[1] == xb->ne[1] &&
+           a->src[0]->type == b->src[0]->type && a->src[0]->ne[0] == b->src[0]->ne[0] && a->data != xb->data;
+}
+
 static int cpu_execute(vkl_backend *be, const vkl_graph *g, int first, int count, vkl_error *err) {
     cpu_backend *c = be->impl;
     for (int i = first; i < first + count; i++) {
         const vkl_tensor *node = g->nodes[i];
         double t0 = c->profile ? vkl_time_s() : 0;
+        int n_group = 1; /* consecutive matmuls sharing their input (Q/K/V, gate/up) */
+        while (!c->reference && i + n_group < first + count && n_group < VKL_MATMUL_GROUP_MAX &&
+               same_matmul_input(node, g->nodes[i + n_group]))
+            n_group++;
+        if (n_group > 1) {
+            if (vkl_cpu_op_work_size(node, c->n_threads) > c->work_size)
+                return vkl_fail(err, "cpu: node %d (%s) was not prepared", i, vkl_op_name(node->op));
+            vkl_cpu_mul_mat_group(c->tp, &g->nodes[i], n_group, c->work);
+            if (c->profile) {
+                c->op_seconds[VKL_OP_MUL_MAT] += vkl_time_s() - t0;
+                c->op_calls[VKL_OP_MUL_MAT] += (uint64_t)n_group;
+            }
+            i += n_group - 1;
+            continue;
+        }
         if (c->reference) {
             vkl_cpu_op_ref(node);
         } else {

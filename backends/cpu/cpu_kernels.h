@@ -28,6 +28,19 @@ size_t vkl_matmul_scratch_size(vkl_type wtype, int64_t K, int64_t N);
 void vkl_matmul(vkl_threadpool *tp, vkl_type wtype, const void *W, size_t w_row_stride, int64_t M,
                 int64_t K, const float *x, int64_t N, float *y, void *scratch);
 
+/* Several weight matrices of one type and row length K applied to the same activations (e.g. the
+ * Q, K and V projections): the activations are converted once and all rows go to the workers in
+ * one run. Same scratch size as one vkl_matmul with these K and N. */
+#define VKL_MATMUL_GROUP_MAX 4
+typedef struct vkl_matmul_desc {
+    const void *W;
+    size_t w_row_stride;
+    int64_t M;
+    float *y; /* N rows of M floats */
+} vkl_matmul_desc;
+void vkl_matmul_group(vkl_threadpool *tp, vkl_type wtype, int n, const vkl_matmul_desc *d, int64_t K,
+                      const float *x, int64_t N, void *scratch);
+
 /* The SIMD level the fast kernels use on this machine: "avx512", "avx2", "scalar"... */
 const char *vkl_cpu_simd_level(void);
 /* For tests and benchmarks: makes vkl_matmul use the kernels of `level` ("scalar", "avx2",

@@ -530,6 +530,17 @@ size_t vkl_cpu_op_work_size(const vkl_tensor *node, int n_threads) {
     return per_thread_work(node) * (size_t)VKL_MAX(n_threads, 1);
 }
 
+void vkl_cpu_mul_mat_group(vkl_threadpool *tp, vkl_tensor *const *nodes, int n, void *work) {
+    vkl_matmul_desc d[VKL_MATMUL_GROUP_MAX];
+    n = VKL_MIN(n, VKL_MATMUL_GROUP_MAX);
+    for (int i = 0; i < n; i++) {
+        const vkl_tensor *w = nodes[i]->src[0];
+        d[i] = (vkl_matmul_desc){.W = w->data, .w_row_stride = w->nb[1], .M = w->ne[1], .y = nodes[i]->data};
+    }
+    const vkl_tensor *w0 = nodes[0]->src[0], *x = nodes[0]->src[1];
+    vkl_matmul_group(tp, w0->type, n, d, w0->ne[0], x->data, x->ne[1], work);
+}
+
 void vkl_cpu_op_fast(vkl_threadpool *tp, const vkl_tensor *node, void *work) {
     op_task task = {node, work, per_thread_work(node)};
     switch (node->op) {

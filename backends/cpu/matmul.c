@@ -121,19 +121,27 @@ size_t vkl_matmul_scratch_size(vkl_type wtype, int64_t K, int64_t N) {
     return vkl_act_row_size(f, K) * (size_t)N;
 }
 
+/* One weight matrix of a group that shares the activations. */
+typedef struct mm_mat {
+    const uint8_t *W;
+    size_t ws;
+    int64_t M;
+    float *y;
+    int64_t chunk0; /* first chunk index of this matrix in the group's chunk space */
+} mm_mat;
+
 typedef struct mm_job {
     vkl_gemm_fn fn;
     vkl_act_quant_fn quant;
     vkl_act_format act;
-    const uint8_t *W;
-    size_t ws;
-    int64_t M, K, N;
+    int64_t K, N;
     const float *x;
     const uint8_t *X; /* activations in the kernel's format */
     size_t xs;
     uint8_t *scratch;
-    float *y;
-    int64_t chunk_rows, tile_t;
+    int n_mat;
+    mm_mat mat[VKL_MATMUL_GROUP_MAX];
+    int64_t n_chunks, chunk_rows, tile_t;
     atomic_llong next_chunk;
 } mm_job;
 
@@ -151,41 +159,58 @@ static void quantize_worker(void *ctx, int ith, int nth) {
     if (t0 < t1) quantize_rows(j, t0, t1);
 }
 
+/* Workers take chunks of rows (never spanning two matrices) from one counter, so they finish
+ * within about one chunk of each other. */
 static void gemm_worker(void *ctx, int ith, int nth) {
     (void)ith;
     (void)nth;
     mm_job *j = ctx;
     for (;;) {
         const int64_t c = atomic_fetch_add_explicit(&j->next_chunk, 1, memory_order_relaxed);
-        const int64_t r0 = c * j->chunk_rows;
-        if (r0 >= j->M) break;
-        const int64_t nr = VKL_MIN(j->chunk_rows, j->M - r0);
+        if (c >= j->n_chunks) break;
+        int m = 0;
+        while (m + 1 < j->n_mat && c >= j->mat[m + 1].chunk0) m++;
+        const mm_mat *mt = &j->mat[m];
+        const int64_t r0 = (c - mt->chunk0) * j->chunk_rows;
+        const int64_t nr = VKL_MIN(j->chunk_rows, mt->M - r0);
         for (int64_t t0 = 0; t0 < j->N; t0 += j->tile_t) {
             const int64_t nt = VKL_MIN(j->tile_t, j->N - t0);
-            j->fn(j->K, j->W + (size_t)r0 * j->ws, j->ws, nr, j->X + (size_t)t0 * j->xs, j->xs, nt,
-                  j->y + t0 * j->M + r0, j->M);
+            j->fn(j->K, mt->W + (size_t)r0 * mt->ws, mt->ws, nr, j->X + (size_t)t0 * j->xs, j->xs, nt,
+                  mt->y + t0 * mt->M + r0, mt->M);
         }
     }
 }
 
-void vkl_matmul(vkl_threadpool *tp, vkl_type wtype, const void *W, size_t w_row_stride, int64_t M,
-                int64_t K, const float *x, int64_t N, float *y, void *scratch) {
-    if (M <= 0 || N <= 0) return;
+static void matmul_ref_all(vkl_type wtype, int n, const vkl_matmul_desc *d, int64_t K, const float *x, int64_t N) {
+    for (int i = 0; i < n; i++) vkl_matmul_ref(wtype, d[i].W, d[i].w_row_stride, d[i].M, K, x, N, d[i].y);
+}
+
+void vkl_matmul_group(vkl_threadpool *tp, vkl_type wtype, int n, const vkl_matmul_desc *d, int64_t K,
+                      const float *x, int64_t N, void *scratch) {
+    if (N <= 0 || n <= 0) return;
+    if (n > VKL_MATMUL_GROUP_MAX) {
+        for (int i = 0; i < n; i += VKL_MATMUL_GROUP_MAX)
+            vkl_matmul_group(tp, wtype, VKL_MIN(VKL_MATMUL_GROUP_MAX, n - i), d + i, K, x, N, scratch);
+        return;
+    }
     const int64_t bs = block_size_of(wtype);
     const simd_table *tab = active_table();
     const vkl_gemm_kernel *kern = bs > 0 ? &tab->ks.k[wtype] : NULL;
-    if (!kern || !kern->fn || K <= 0 || K % bs != 0 ||
-        (kern->act != VKL_ACT_F32 && !scratch)) {
+    if (!kern || !kern->fn || K <= 0 || K % bs != 0 || (kern->act != VKL_ACT_F32 && !scratch)) {
         /* Not a supported configuration: the oracle handles (or NaN-flags) it. */
-        vkl_matmul_ref(wtype, W, w_row_stride, M, K, x, N, y);
+        matmul_ref_all(wtype, n, d, K, x, N);
         return;
     }
     const int nth = vkl_threadpool_size(tp);
-    mm_job j = {
-        .fn = kern->fn, .act = kern->act, .W = W, .ws = w_row_stride, .M = M, .K = K, .N = N,
-        .x = x, .y = y, .scratch = scratch,
-    };
+    mm_job j = {.fn = kern->fn, .act = kern->act, .K = K, .N = N, .x = x, .scratch = scratch};
     atomic_init(&j.next_chunk, 0);
+    int64_t total_m = 0;
+    for (int i = 0; i < n; i++) {
+        if (d[i].M <= 0) continue;
+        j.mat[j.n_mat++] = (mm_mat){.W = d[i].W, .ws = d[i].w_row_stride, .M = d[i].M, .y = d[i].y};
+        total_m += d[i].M;
+    }
+    if (j.n_mat == 0) return;
     if (kern->act == VKL_ACT_F32) {
         j.X = (const uint8_t *)x;
         j.xs = (size_t)K * sizeof(float);
@@ -201,15 +226,26 @@ void vkl_matmul(vkl_threadpool *tp, vkl_type wtype, const void *W, size_t w_row_
     }
     if (N == 1) {
         /* Memory-bound: ~8 chunks per thread balance load without much counter traffic. */
-        int64_t c = M / ((int64_t)nth * 8);
+        int64_t c = total_m / ((int64_t)nth * 8);
         j.chunk_rows = VKL_MAX(4, (c + 3) / 4 * 4);
         j.tile_t = 1;
     } else {
         j.chunk_rows = 16;
         j.tile_t = VKL_MIN(N, VKL_GEMM_MAX_T);
     }
-    if (nth == 1 || M <= j.chunk_rows)
+    for (int i = 0; i < j.n_mat; i++) {
+        j.mat[i].chunk0 = j.n_chunks;
+        j.n_chunks += (j.mat[i].M + j.chunk_rows - 1) / j.chunk_rows;
+    }
+    if (nth == 1 || j.n_chunks == 1)
         gemm_worker(&j, 0, 1);
     else
         vkl_threadpool_run(tp, gemm_worker, &j);
+}
+
+void vkl_matmul(vkl_threadpool *tp, vkl_type wtype, const void *W, size_t w_row_stride, int64_t M,
+                int64_t K, const float *x, int64_t N, float *y, void *scratch) {
+    if (M <= 0) return;
+    const vkl_matmul_desc d = {.W = W, .w_row_stride = w_row_stride, .M = M, .y = y};
+    vkl_matmul_group(tp, wtype, 1, &d, K, x, N, scratch);
 }

@@ -1,5 +1,8 @@
 /* Persistent thread pool: workers 1..n-1 wait on a generation counter (spin briefly, then sleep
- * on a condition variable); the caller runs share 0 and then spins until the others are done. */
+ * on a condition variable); the caller runs share 0 and then spins until the others are done.
+ * Each share of a run is claimed exactly once, by its worker or by the caller: after its own
+ * share the caller takes every share whose worker has not started yet (descheduled by another
+ * process, or still waking from sleep), so a run never waits for a thread that is not running. */
 #include "cpu/cpu_kernels.h"
 
 #include <pthread.h>
@@ -24,6 +27,9 @@ static inline void cpu_relax(void) {
 typedef struct worker_arg {
     struct vkl_threadpool *tp;
     int ith;
+    /* The last generation whose share ith was claimed (by the worker or the caller); own line:
+     * the worker and the caller race for it. */
+    _Alignas(64) atomic_uint claimed;
 } worker_arg;
 
 struct vkl_threadpool {
@@ -41,6 +47,16 @@ struct vkl_threadpool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
 };
+
+/* Claims share `claimed` for generation g unless it was claimed for g (or a later run) already.
+ * Claims only move forward, so a worker that stalls before claiming a run the caller finished
+ * cannot take the share of a newer run in its name. */
+static bool claim(atomic_uint *claimed, unsigned g) {
+    unsigned cur = atomic_load_explicit(claimed, memory_order_acquire);
+    while ((int)(cur - g) < 0)
+        if (atomic_compare_exchange_weak_explicit(claimed, &cur, g, memory_order_acq_rel, memory_order_acquire)) return true;
+    return false;
+}
 
 static void *worker_main(void *p) {
     worker_arg *a = p;
@@ -61,6 +77,8 @@ static void *worker_main(void *p) {
         }
         seen = g;
         if (atomic_load_explicit(&tp->stop, memory_order_acquire)) break;
+        /* The caller may have run this share already (and even started the next run). */
+        if (!claim(&a->claimed, g)) continue;
         tp->fn(tp->ctx, a->ith, tp->n);
         atomic_fetch_sub_explicit(&tp->pending, 1, memory_order_acq_rel);
     }
@@ -113,7 +131,7 @@ vkl_threadpool *vkl_threadpool_create(int n_threads, vkl_error *err) {
     }
     if (n_threads > 1) {
         tp->threads = vkl_calloc((size_t)n_threads - 1, sizeof(pthread_t), err);
-        tp->args = vkl_calloc((size_t)n_threads - 1, sizeof(worker_arg), err);
+        tp->args = vkl_aligned_alloc(64, ((size_t)n_threads - 1) * sizeof(worker_arg), err); /* over-aligned */
         if (!tp->threads || !tp->args) {
             vkl_threadpool_destroy(tp);
             return NULL;
@@ -121,6 +139,7 @@ vkl_threadpool *vkl_threadpool_create(int n_threads, vkl_error *err) {
         for (int i = 0; i < n_threads - 1; i++) {
             tp->args[i].tp = tp;
             tp->args[i].ith = i + 1;
+            atomic_init(&tp->args[i].claimed, 0);
             int rc = pthread_create(&tp->threads[i], NULL, worker_main, &tp->args[i]);
             if (rc != 0) {
                 vkl_fail(err, "thread pool: pthread_create failed (%s)", strerror(rc));
@@ -139,7 +158,7 @@ void vkl_threadpool_destroy(vkl_threadpool *tp) {
     pthread_cond_destroy(&tp->cv);
     pthread_mutex_destroy(&tp->mu);
     free(tp->threads);
-    free(tp->args);
+    vkl_aligned_free(tp->args);
     vkl_aligned_free(tp);
 }
 
@@ -153,8 +172,14 @@ void vkl_threadpool_run(vkl_threadpool *tp, void (*fn)(void *ctx, int ith, int n
     tp->fn = fn;
     tp->ctx = ctx;
     atomic_store_explicit(&tp->pending, tp->n - 1, memory_order_relaxed);
+    const unsigned g = atomic_load_explicit(&tp->gen, memory_order_relaxed) + 1; /* only we bump it */
     wake_all(tp); /* release: fn/ctx/pending are visible to workers that see the new gen */
     fn(ctx, 0, tp->n);
+    for (int i = 1; i < tp->n; i++) {
+        if (!claim(&tp->args[i - 1].claimed, g)) continue;
+        fn(ctx, i, tp->n);
+        atomic_fetch_sub_explicit(&tp->pending, 1, memory_order_relaxed);
+    }
     for (int i = 0; atomic_load_explicit(&tp->pending, memory_order_acquire) != 0; i++) {
         if (i < SPIN_CALLER_BEFORE_YIELD) {
             cpu_relax();

@@ -1,0 +1,266 @@
+/* CPU inference benchmark through the public API: prompt processing (pp: N tokens in one batch)
+ * and generation (tg: N tokens one at a time) in tokens/s, mean +- sd over r repetitions after a
+ * warm-up, plus the host read bandwidth measured in the same run, the bytes a generated token
+ * reads (every matmul weight, one embedding row, the KV cache at the average context) and the
+ * share of the measured bandwidth that generation reaches.
+ * Usage: bench_cpu -m model.gguf [-p 512] [-n 128] [-t threads] [-r 3] [--no-membw] */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu_kernels.h"
+#include "gguf.h"
+#include "model.h"
+#include "vkllm.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+/* ---- memory bandwidth (same method as bench/membw.c) ------------------------------------------ */
+
+typedef struct bw_job {
+    const uint8_t *buf;
+    size_t n;
+    double sink[64];
+} bw_job;
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) static double read_avx2(const uint8_t *p, size_t n) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = 0; i + 128 <= n; i += 128) {
+        a0 = _mm256_xor_si256(a0, _mm256_load_si256((const __m256i *)(p + i)));
+        a1 = _mm256_xor_si256(a1, _mm256_load_si256((const __m256i *)(p + i + 32)));
+        a2 = _mm256_xor_si256(a2, _mm256_load_si256((const __m256i *)(p + i + 64)));
+        a3 = _mm256_xor_si256(a3, _mm256_load_si256((const __m256i *)(p + i + 96)));
+    }
+    a0 = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
+    return (double)_mm256_extract_epi64(a0, 0);
+}
+#endif
+
+static double read_plain(const uint8_t *p, size_t n) {
+    uint64_t a = 0;
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, p + i, 8);
+        a ^= v;
+    }
+    return (double)a;
+}
+
+static int g_avx2;
+
+static void bw_reader(void *ctx, int ith, int nth) {
+    bw_job *j = ctx;
+    const size_t per = j->n / (size_t)nth / 4096 * 4096;
+    const uint8_t *p = j->buf + per * (size_t)ith;
+#if defined(__x86_64__)
+    if (g_avx2) {
+        j->sink[ith % 64] += read_avx2(p, per);
+        return;
+    }
+#endif
+    j->sink[ith % 64] += read_plain(p, per);
+}
+
+/* Best-of-7 read bandwidth in GB/s with n_threads threads over a 512 MiB buffer; 0 on failure. */
+static double measure_membw(int n_threads) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    g_avx2 = __builtin_cpu_supports("avx2");
+#endif
+    vkl_error err = {{0}};
+    const size_t n = (size_t)512 << 20;
+    uint8_t *buf = vkl_aligned_alloc(4096, n, &err);
+    vkl_threadpool *tp = buf ? vkl_threadpool_create(n_threads, &err) : NULL;
+    double best = 0;
+    if (tp) {
+        memset(buf, 1, n);
+        bw_job j = {.buf = buf, .n = n};
+        for (int rep = 0; rep < 7; rep++) {
+            const double t0 = vkl_time_s();
+            vkl_threadpool_run(tp, bw_reader, &j);
+            const double gbs = (double)(n / (size_t)n_threads / 4096 * 4096 * (size_t)n_threads) / (vkl_time_s() - t0) / 1e9;
+            if (gbs > best) best = gbs;
+        }
+        if (j.sink[0] == 12345.0) best += 0; /* keeps the reads */
+    } else {
+        fprintf(stderr, "bench_cpu: membw: %s\n", err.msg);
+    }
+    vkl_threadpool_destroy(tp);
+    vkl_aligned_free(buf);
+    return best;
+}
+
+/* ---- bytes per generated token ----------------------------------------------------------------- */
+
+typedef struct model_bytes {
+    double matmul;    /* every weight a generated token multiplies with */
+    double embd_row;  /* one row of the token embedding table */
+    double kv_per_pos; /* K + V bytes of one cache position over all layers (f16 cache) */
+} model_bytes;
+
+static int count_model_bytes(const char *path, model_bytes *mb, vkl_error *err) {
+    gguf_file *f = gguf_open(path, err);
+    if (!f) return -1;
+    vkl_hparams hp;
+    if (vkl_hparams_read(f, &hp, err) != 0) {
+        gguf_close(f);
+        return -1;
+    }
+    memset(mb, 0, sizeof *mb);
+    bool has_output = gguf_find_tensor(f, "output.weight") != NULL;
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        const gguf_tensor *t = &f->tensors[i];
+        if (strcmp(t->name, "token_embd.weight") == 0) {
+            mb->embd_row = (double)t->nbytes / (double)t->ne[1];
+            if (!has_output) mb->matmul += (double)t->nbytes; /* tied: also the output matmul */
+        } else if (t->n_dims >= 2) {
+            mb->matmul += (double)t->nbytes;
+        }
+    }
+    mb->kv_per_pos = 2.0 * hp.n_layer * (double)hp.n_head_kv * hp.head_dim * 2.0;
+    gguf_close(f);
+    return 0;
+}
+
+/* ---- timing ----------------------------------------------------------------------------------- */
+
+static void mean_sd(const double *v, int n, double *mean, double *sd, double *best) {
+    double s = 0, ss = 0;
+    *best = 0;
+    for (int i = 0; i < n; i++) {
+        s += v[i];
+        if (v[i] > *best) *best = v[i];
+    }
+    *mean = s / n;
+    for (int i = 0; i < n; i++) ss += (v[i] - *mean) * (v[i] - *mean);
+    *sd = n > 1 ? sqrt(ss / (n - 1)) : 0;
+}
+
+/* Seconds for one prompt pass of n tokens from an empty cache; < 0 on error. */
+static double time_pp(vkllm_context *c, const int32_t *toks, int n, vkllm_error *err) {
+    if (vkllm_kv_truncate(c, 0, err) != 0) return -1;
+    const double t0 = vkl_time_s();
+    if (vkllm_eval(c, toks, n, false, err) != 0) return -1;
+    return vkl_time_s() - t0;
+}
+
+/* Seconds for n one-token passes from an empty cache. */
+static double time_tg(vkllm_context *c, const int32_t *toks, int n, vkllm_error *err) {
+    if (vkllm_kv_truncate(c, 0, err) != 0) return -1;
+    const double t0 = vkl_time_s();
+    for (int i = 0; i < n; i++)
+        if (vkllm_eval(c, &toks[i], 1, false, err) != 0) return -1;
+    return vkl_time_s() - t0;
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: bench_cpu -m model.gguf [-p prompt_tokens=512] [-n gen_tokens=128] [-t threads] "
+                    "[-r reps=3] [--no-membw]\n");
+}
+
+int main(int argc, char **argv) {
+    const char *path = NULL;
+    int n_pp = 512, n_tg = 128, n_threads = 0, reps = 3;
+    bool do_membw = true;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--no-membw") == 0) {
+            do_membw = false;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            usage();
+            return 2;
+        }
+        if (strcmp(a, "-m") == 0) path = argv[++i];
+        else if (strcmp(a, "-p") == 0) n_pp = atoi(argv[++i]);
+        else if (strcmp(a, "-n") == 0) n_tg = atoi(argv[++i]);
+        else if (strcmp(a, "-t") == 0) n_threads = atoi(argv[++i]);
+        else if (strcmp(a, "-r") == 0) reps = atoi(argv[++i]);
+        else {
+            usage();
+            return 2;
+        }
+    }
+    if (!path || n_pp < 0 || n_tg < 0 || n_pp > 65536 || n_tg > 65536 || reps < 1 || reps > 1000 || n_threads < 0) {
+        usage();
+        return 2;
+    }
+
+    vkllm_error err = {{0}};
+    vkl_error verr = {{0}};
+    model_bytes mb;
+    if (count_model_bytes(path, &mb, &verr) != 0) {
+        fprintf(stderr, "bench_cpu: %s: %s\n", path, verr.msg);
+        return 1;
+    }
+    vkllm_model_params mp = vkllm_model_default_params();
+    mp.n_threads = n_threads;
+    vkllm_model *m = vkllm_model_load(path, &mp, &err);
+    if (!m) {
+        fprintf(stderr, "bench_cpu: %s\n", err.msg);
+        return 1;
+    }
+    n_threads = vkllm_model_n_threads(m);
+    vkllm_context_params cp = vkllm_context_default_params();
+    cp.n_ctx = VKL_MAX(VKL_MAX(n_pp, n_tg), 16);
+    cp.n_batch = VKL_MAX(n_pp, 1);
+    vkllm_context *c = vkllm_context_create(m, &cp, &err);
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)VKL_MAX(VKL_MAX(n_pp, n_tg), 1));
+    double *pp_s = calloc((size_t)reps, sizeof(double)), *tg_s = calloc((size_t)reps, sizeof(double));
+    int rc = 1;
+    if (!c || !toks || !pp_s || !tg_s) {
+        fprintf(stderr, "bench_cpu: %s\n", c ? "out of memory" : err.msg);
+        goto done;
+    }
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < VKL_MAX(n_pp, n_tg); i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        toks[i] = (int32_t)((rng >> 33) % (uint64_t)vkllm_model_n_vocab(m));
+    }
+    printf("model: %s (%s)\nthreads: %d, simd: %s\n", path, vkllm_model_desc(m), n_threads, vkl_cpu_simd_level());
+
+    /* Warm-up: one short pass of each kind (touches code, scratch and the first cache pages). */
+    if ((n_pp > 0 && time_pp(c, toks, VKL_MIN(n_pp, 32), &err) < 0) || (n_tg > 0 && time_tg(c, toks, VKL_MIN(n_tg, 8), &err) < 0)) {
+        fprintf(stderr, "bench_cpu: %s\n", err.msg);
+        goto done;
+    }
+    for (int r = 0; r < reps; r++) {
+        if ((n_pp > 0 && (pp_s[r] = time_pp(c, toks, n_pp, &err)) < 0) || (n_tg > 0 && (tg_s[r] = time_tg(c, toks, n_tg, &err)) < 0)) {
+            fprintf(stderr, "bench_cpu: %s\n", err.msg);
+            goto done;
+        }
+    }
+    const double bw = do_membw ? measure_membw(n_threads) : 0;
+    /* Average context of a generated token: positions 1..n_tg. */
+    const double tok_bytes = mb.matmul + mb.embd_row + mb.kv_per_pos * (n_tg + 1) / 2.0;
+    double rate[1000], mean_pp = 0, sd_pp = 0, best_pp = 0, mean_tg = 0, sd_tg = 0, best_tg = 0;
+    if (n_pp > 0) {
+        for (int r = 0; r < reps; r++) rate[r] = n_pp / pp_s[r];
+        mean_sd(rate, reps, &mean_pp, &sd_pp, &best_pp);
+        printf("pp%-5d %9.2f +- %6.2f tok/s  (%.2f ms/token, best %.2f tok/s)\n", n_pp, mean_pp, sd_pp, 1e3 / mean_pp, best_pp);
+    }
+    if (n_tg > 0) {
+        for (int r = 0; r < reps; r++) rate[r] = n_tg / tg_s[r];
+        mean_sd(rate, reps, &mean_tg, &sd_tg, &best_tg);
+        const double gbs = mean_tg * tok_bytes / 1e9, best_gbs = best_tg * tok_bytes / 1e9;
+        printf("tg%-5d %9.2f +- %6.2f tok/s  (%.2f ms/token, best %.2f tok/s)  %.1f MB/token  %.2f GB/s (best %.2f)", n_tg,
+               mean_tg, sd_tg, 1e3 / mean_tg, best_tg, tok_bytes / 1e6, gbs, best_gbs);
+        if (bw > 0) printf("  %.1f%% of membw (best %.1f%%)", 100.0 * gbs / bw, 100.0 * best_gbs / bw);
+        printf("\n");
+    }
+    if (n_pp > 0 && n_tg > 0) printf("pp/tg per-token speed ratio: %.2fx\n", mean_pp / mean_tg);
+    if (bw > 0) printf("membw (%d threads): %.2f GB/s\n", n_threads, bw);
+    rc = 0;
+done:
+    free(toks);
+    free(pp_s);
+    free(tg_s);
+    vkllm_context_free(c);
+    vkllm_model_free(m);
+    return rc;
+}
