@@ -1,7 +1,9 @@
 /* Vulkan mat-vec throughput (weight GB/s) for the decode-time shapes of a ~1B model, next to the
  * CPU backend's vkl_matmul on the same data.
  * Usage: bench_vk_matmul [device_index] [mv_wg] [mv_rows] [reps] [types: q4_0,q8_0,...] [lane: 0/1]
- * (mv_rows 0 / lane absent: the defaults vk_ops picks for the device). */
+ * (mv_rows 0 / lane absent: the defaults vk_ops picks for the device). On llvmpipe with 8-lane
+ * subgroups, Q4_0/Q8_0 with lane 1 run mul_mat_vec_cpu.comp, whose rows per invocation are fixed
+ * (vk_ops.c: CPU_MV_ROWS), so mv_rows does not apply to them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

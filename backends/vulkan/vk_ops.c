@@ -123,6 +123,10 @@ static uint32_t weight_align(vkl_type t) {
     return vkl_type_get(t)->type_size % 4 == 0 ? 4 : 2;
 }
 
+#define CPU_MV_ROWS 8u  /* rows per invocation of mul_mat_vec_cpu.comp (faster than 4 there) */
+#define CPU_MM_ROWS 8u  /* ROWS and TN of mul_mat_cpu.comp */
+#define CPU_MM_TOKENS 8u
+
 typedef struct mm_push {
     uint32_t M, K, N, w_off, row_bytes, x_off, y_off, y_stride;
 } mm_push;
@@ -149,18 +153,31 @@ int vkl_vk_op_mul_mat(vkl_vk_ops *ops, vkl_vk_seq *seq, vkl_type wtype, vkl_vk_r
     int64_t per = rows_per_binding(ops, row_bytes);
     if (per <= 0) return vkl_fail(err, "vulkan mul_mat: one row of %zu bytes exceeds a binding", row_bytes);
     const bool lane = N == 1 && ops->mv_lane;
+    /* llvmpipe with 8-lane subgroups: Q4_0/Q8_0 use mul_mat_vec_cpu.comp (x loaded once per
+     * subgroup and shared with subgroupBroadcast) */
+    const bool cpu_q = ops->mv_lane && ops->ctx->subgroup_size == 8 &&
+                       (ops->ctx->info.subgroup_ops & VK_SUBGROUP_FEATURE_BALLOT_BIT) &&
+                       (wtype == VKL_TYPE_Q4_0 || wtype == VKL_TYPE_Q8_0);
+    const bool cpu_mv = lane && cpu_q;
+    /* batches likewise: mul_mat_cpu.comp, CPU_MM_ROWS rows x CPU_MM_TOKENS tokens per invocation */
+    const bool cpu_mm = N > 1 && cpu_q;
     if (ops->mv_rows < 1 || ops->mv_rows > 8 || ops->mv_wg < 1 ||
         ops->mv_wg > ops->ctx->limits.maxComputeWorkGroupInvocations ||
         (!lane && ops->mv_wg > 32 * VKL_MAX(ops->ctx->subgroup_size, 1u)))
         return vkl_fail(err, "vulkan mul_mat: bad mat-vec configuration (%u x %u)", ops->mv_wg,
                         ops->mv_rows);
-    const uint32_t rows_per_group = N > 1 ? 32 : lane ? ops->mv_wg * ops->mv_rows : ops->mv_rows;
+    const uint32_t rows_per_inv = cpu_mv ? CPU_MV_ROWS : ops->mv_rows;
+    const uint32_t rows_per_group = cpu_mm ? ops->mv_wg * CPU_MM_ROWS : N > 1 ? 32
+                                    : lane ? ops->mv_wg * rows_per_inv : rows_per_inv;
     per = VKL_MIN(per, (int64_t)MAX_GROUPS * rows_per_group); /* grid x limit */
 
     char name[64];
-    shader_name(name, sizeof name, N > 1 ? "mul_mat" : lane ? "mul_mat_vec_lane" : "mul_mat_vec", wtype);
-    const uint32_t spec[2] = {ops->mv_wg, ops->mv_rows};
-    const vkl_vk_pipeline *p = N == 1 ? pipe(ops, name, 3, sizeof(mm_push), spec, 2, err)
+    shader_name(name, sizeof name,
+                cpu_mm ? "mul_mat_cpu" : N > 1 ? "mul_mat"
+                : cpu_mv ? "mul_mat_vec_cpu" : lane ? "mul_mat_vec_lane" : "mul_mat_vec",
+                wtype);
+    const uint32_t spec[2] = {ops->mv_wg, rows_per_inv};
+    const vkl_vk_pipeline *p = N == 1 || cpu_mm ? pipe(ops, name, 3, sizeof(mm_push), spec, 2, err)
                                       : pipe(ops, name, 3, sizeof(mm_push), NULL, 0, err);
     if (!p) return -1;
     const bool tn16 = wtype == VKL_TYPE_Q2_K || wtype == VKL_TYPE_Q3_K || wtype == VKL_TYPE_Q6_K;
@@ -172,9 +189,9 @@ int vkl_vk_op_mul_mat(vkl_vk_ops *ops, vkl_vk_seq *seq, vkl_type wtype, vkl_vk_r
                       x_off, y_off + (uint32_t)r0, (uint32_t)M};
         vkl_vk_binding b[3] = {bw, bx, by};
         uint32_t gx, gy;
-        if (N == 1) {
+        if (N == 1 || cpu_mm) {
             gx = (uint32_t)((rows + rows_per_group - 1) / rows_per_group);
-            gy = 1;
+            gy = cpu_mm ? (uint32_t)((N + CPU_MM_TOKENS - 1) / CPU_MM_TOKENS) : 1;
         } else {
             gx = (uint32_t)((rows + 31) / 32);
             gy = (uint32_t)((N + (tn16 ? 15 : 31)) / (tn16 ? 16 : 32));
