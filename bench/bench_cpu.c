@@ -13,64 +13,10 @@
 #include "gguf.h"
 #include "model.h"
 #include "vkllm.h"
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
-/* ---- memory bandwidth (same method as bench/membw.c) ------------------------------------------ */
-
-typedef struct bw_job {
-    const uint8_t *buf;
-    size_t n;
-    double sink[64];
-} bw_job;
-
-#if defined(__x86_64__)
-__attribute__((target("avx2"))) static double read_avx2(const uint8_t *p, size_t n) {
-    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t i = 0; i + 128 <= n; i += 128) {
-        a0 = _mm256_xor_si256(a0, _mm256_load_si256((const __m256i *)(p + i)));
-        a1 = _mm256_xor_si256(a1, _mm256_load_si256((const __m256i *)(p + i + 32)));
-        a2 = _mm256_xor_si256(a2, _mm256_load_si256((const __m256i *)(p + i + 64)));
-        a3 = _mm256_xor_si256(a3, _mm256_load_si256((const __m256i *)(p + i + 96)));
-    }
-    a0 = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
-    return (double)_mm256_extract_epi64(a0, 0);
-}
-#endif
-
-static double read_plain(const uint8_t *p, size_t n) {
-    uint64_t a = 0;
-    for (size_t i = 0; i + 8 <= n; i += 8) {
-        uint64_t v;
-        memcpy(&v, p + i, 8);
-        a ^= v;
-    }
-    return (double)a;
-}
-
-static int g_avx2;
-
-static void bw_reader(void *ctx, int ith, int nth) {
-    bw_job *j = ctx;
-    const size_t per = j->n / (size_t)nth / 4096 * 4096;
-    const uint8_t *p = j->buf + per * (size_t)ith;
-#if defined(__x86_64__)
-    if (g_avx2) {
-        j->sink[ith % 64] += read_avx2(p, per);
-        return;
-    }
-#endif
-    j->sink[ith % 64] += read_plain(p, per);
-}
+#include "membw.h"
 
 /* Best-of-7 read bandwidth in GB/s with n_threads threads over a 512 MiB buffer; 0 on failure. */
 static double measure_membw(int n_threads) {
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    g_avx2 = __builtin_cpu_supports("avx2");
-#endif
     vkl_error err = {{0}};
     const size_t n = (size_t)512 << 20;
     uint8_t *buf = vkl_aligned_alloc(4096, n, &err);
@@ -78,14 +24,7 @@ static double measure_membw(int n_threads) {
     double best = 0;
     if (tp) {
         memset(buf, 1, n);
-        bw_job j = {.buf = buf, .n = n};
-        for (int rep = 0; rep < 7; rep++) {
-            const double t0 = vkl_time_s();
-            vkl_threadpool_run(tp, bw_reader, &j);
-            const double gbs = (double)(n / (size_t)n_threads / 4096 * 4096 * (size_t)n_threads) / (vkl_time_s() - t0) / 1e9;
-            if (gbs > best) best = gbs;
-        }
-        if (j.sink[0] == 12345.0) best += 0; /* keeps the reads */
+        best = bench_read_bw(tp, buf, n, 7);
     } else {
         fprintf(stderr, "bench_cpu: membw: %s\n", err.msg);
     }

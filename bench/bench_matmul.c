@@ -8,65 +8,7 @@
 
 #include "cpu/cpu_kernels.h"
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
-/* ---- read bandwidth (same method as bench/membw.c) --------------------------------------------- */
-typedef struct rd_job {
-    const uint8_t *buf;
-    size_t n;
-    uint64_t sink[64];
-} rd_job;
-
-#if defined(__x86_64__)
-__attribute__((target("avx2"))) static uint64_t read_avx2(const uint8_t *p, size_t n) {
-    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t i = 0; i + 128 <= n; i += 128) {
-        a0 = _mm256_xor_si256(a0, _mm256_load_si256((const __m256i *)(p + i)));
-        a1 = _mm256_xor_si256(a1, _mm256_load_si256((const __m256i *)(p + i + 32)));
-        a2 = _mm256_xor_si256(a2, _mm256_load_si256((const __m256i *)(p + i + 64)));
-        a3 = _mm256_xor_si256(a3, _mm256_load_si256((const __m256i *)(p + i + 96)));
-    }
-    a0 = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
-    return (uint64_t)_mm256_extract_epi64(a0, 0);
-}
-#endif
-
-static uint64_t read_plain(const uint8_t *p, size_t n) {
-    uint64_t a = 0;
-    for (size_t i = 0; i + 8 <= n; i += 8) {
-        uint64_t v;
-        memcpy(&v, p + i, 8);
-        a ^= v;
-    }
-    return a;
-}
-
-static void reader(void *ctx, int ith, int nth) {
-    rd_job *j = ctx;
-    const size_t per = j->n / (size_t)nth / 4096 * 4096;
-    const uint8_t *p = j->buf + per * (size_t)ith;
-#if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx2")) {
-        j->sink[ith % 64] ^= read_avx2(p, per);
-        return;
-    }
-#endif
-    j->sink[ith % 64] ^= read_plain(p, per);
-}
-
-static double membw(vkl_threadpool *tp, uint8_t *buf, size_t n) {
-    rd_job j = {.buf = buf, .n = n};
-    double best = 0;
-    for (int rep = 0; rep < 5; rep++) {
-        const double t0 = vkl_time_s();
-        vkl_threadpool_run(tp, reader, &j);
-        const double gbs = (double)n / (vkl_time_s() - t0) / 1e9;
-        if (gbs > best) best = gbs;
-    }
-    return best;
-}
+#include "membw.h"
 
 /* ---- matmul ------------------------------------------------------------------------------------ */
 
@@ -120,7 +62,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_matmul: %s\n", err.msg);
             return 1;
         }
-        bw[th] = membw(tps[th], pool, pool_bytes);
+        bw[th] = bench_read_bw(tps[th], pool, pool_bytes, 5);
     }
     printf("SIMD level: %s\n", vkl_cpu_simd_level());
     for (int th = 1; th <= max_threads && th < 9; th++) printf("membw %d thread(s): %.2f GB/s\n", th, bw[th]);
