@@ -92,6 +92,22 @@ static int ref_load(const char *tokens_path, const char *logits_path, ref_case *
     return got == n ? 0 : -1;
 }
 
+/* Loads the reference fixtures/ref/MODEL.CASE.{tokens.txt,logits.f32} (logits only when
+ * with_logits) and writes fixtures/models/MODEL.gguf into model_path. 0 on success; on failure
+ * prints which file could not be read and leaves r empty. */
+static int ref_load_case(const char *fx, const char *model, const char *case_name, bool with_logits, ref_case *r,
+                         char *model_path, size_t model_path_size) {
+    char tokens_path[1024], logits_path[1024];
+    snprintf(model_path, model_path_size, "%s/models/%s.gguf", fx, model);
+    snprintf(tokens_path, sizeof tokens_path, "%s/ref/%s.%s.tokens.txt", fx, model, case_name);
+    snprintf(logits_path, sizeof logits_path, "%s/ref/%s.%s.logits.f32", fx, model, case_name);
+    if (ref_load(tokens_path, with_logits ? logits_path : NULL, r) == 0) return 0;
+    fprintf(stderr, "cannot read the reference %s%s%s\n", tokens_path, with_logits ? " / " : "",
+            with_logits ? logits_path : "");
+    ref_free(r);
+    return -1;
+}
+
 static int ref_argmax(const float *x, int n) {
     int best = 0;
     for (int i = 1; i < n; i++)

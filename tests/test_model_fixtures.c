@@ -90,14 +90,10 @@ static void check_greedy(vkllm_context *c, const ref_case *r, const char *label)
 }
 
 static void run_case(const char *fx, const char *model_name, const char *case_name, bool variants) {
-    char path[1024], tokens_path[1024], logits_path[1024], label[256];
-    snprintf(path, sizeof path, "%s/models/%s.gguf", fx, model_name);
-    snprintf(tokens_path, sizeof tokens_path, "%s/ref/%s.%s.tokens.txt", fx, model_name, case_name);
-    snprintf(logits_path, sizeof logits_path, "%s/ref/%s.%s.logits.f32", fx, model_name, case_name);
+    char path[1024], label[256];
     ref_case r;
-    if (ref_load(tokens_path, logits_path, &r)) {
-        CHECK(0, "cannot read the reference %s", tokens_path);
-        ref_free(&r);
+    if (ref_load_case(fx, model_name, case_name, true, &r, path, sizeof path)) {
+        CHECK(0, "%s.%s: reference unreadable", model_name, case_name);
         return;
     }
     vkllm_error err = {{0}};

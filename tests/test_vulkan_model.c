@@ -23,16 +23,12 @@ typedef struct gpu_case {
 /* Feeds the reference prompt in passes of n_batch, then generated tokens one at a time; checks
  * every stored row (or the first max_generated generated rows). */
 static void check_case(const char *fx, const gpu_case *gc) {
-    char path[1024], tokens_path[1024], logits_path[1024], label[160];
-    snprintf(path, sizeof path, "%s/models/%s.gguf", fx, gc->model);
-    snprintf(tokens_path, sizeof tokens_path, "%s/ref/%s.%s.tokens.txt", fx, gc->model, gc->ref);
-    snprintf(logits_path, sizeof logits_path, "%s/ref/%s.%s.logits.f32", fx, gc->model, gc->ref);
+    char path[1024], label[160];
     snprintf(label, sizeof label, "%s.%s -ngl %d -b %d%s", gc->model, gc->ref, gc->n_gpu_layers, gc->n_batch,
              gc->kv == VKLLM_KV_F32 ? " kv-f32" : "");
     ref_case r;
-    if (ref_load(tokens_path, logits_path, &r)) {
-        CHECK(0, "cannot read the reference %s", tokens_path);
-        ref_free(&r);
+    if (ref_load_case(fx, gc->model, gc->ref, true, &r, path, sizeof path)) {
+        CHECK(0, "%s: reference unreadable", label);
         return;
     }
     vkllm_error err = {{0}};
@@ -98,12 +94,11 @@ done:
  * (which test_model_fixtures holds to the reference); same tolerance. The full reference takes
  * about a minute on lavapipe: env VKLLM_TEST_LONG=1 checks it instead. */
 static void check_long_vs_cpu(const char *fx) {
-    char path[1024], tokens_path[1024];
-    snprintf(path, sizeof path, "%s/models/tiny-q8_0.gguf", fx);
-    snprintf(tokens_path, sizeof tokens_path, "%s/ref/tiny-q8_0.long.tokens.txt", fx);
+    char path[1024];
     ref_case r;
-    if (ref_load(tokens_path, NULL, &r) || r.n_prompt < 1024 || r.n_generated < 7) {
-        CHECK(0, "cannot read the reference %s", tokens_path);
+    if (ref_load_case(fx, "tiny-q8_0", "long", false, &r, path, sizeof path) || r.n_prompt < 1024 ||
+        r.n_generated < 7) {
+        CHECK(0, "tiny-q8_0.long: reference unreadable or too short");
         ref_free(&r);
         return;
     }
