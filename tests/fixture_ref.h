@@ -95,8 +95,8 @@ static int ref_load(const char *tokens_path, const char *logits_path, ref_case *
 /* Loads the reference fixtures/ref/MODEL.CASE.{tokens.txt,logits.f32} (logits only when
  * with_logits) and writes fixtures/models/MODEL.gguf into model_path. 0 on success; on failure
  * prints which file could not be read and leaves r empty. */
-static int ref_load_case(const char *fx, const char *model, const char *case_name, bool with_logits, ref_case *r,
-                         char *model_path, size_t model_path_size) {
+static inline int ref_load_case(const char *fx, const char *model, const char *case_name, bool with_logits, ref_case *r,
+                                char *model_path, size_t model_path_size) {
     char tokens_path[1024], logits_path[1024];
     snprintf(model_path, model_path_size, "%s/models/%s.gguf", fx, model);
     snprintf(tokens_path, sizeof tokens_path, "%s/ref/%s.%s.tokens.txt", fx, model, case_name);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int t_pass_, t_fail_;
 
@@ -67,6 +68,31 @@ static inline char *test_read_file(const char *path, size_t *len) {
     }
     fclose(fp);
     return buf;
+}
+
+/* Number of newline characters in s. */
+static inline int test_count_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+/* Creates a fresh per-process folder $TMPDIR/vkllm_test_TAG_PID (or under /tmp) into buf;
+ * exits the test with status 1 if it cannot. */
+static inline void test_make_tmp_dir(char *buf, size_t n, const char *tag) {
+    const char *t = getenv("TMPDIR");
+    snprintf(buf, n, "%s/vkllm_test_%s_%d", t && *t ? t : "/tmp", tag, (int)getpid());
+    if (mkdir(buf, 0700) != 0 && !test_dir_exists(buf)) {
+        fprintf(stderr, "cannot create %s\n", buf);
+        exit(1);
+    }
+}
+
+/* Removes a folder made by test_make_tmp_dir, with its content. */
+static inline void test_remove_tmp_dir(const char *dir) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
 static inline void test_path(char *buf, size_t n, const char *dir, const char *rel) {

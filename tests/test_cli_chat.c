@@ -30,11 +30,6 @@ static char *read_all(const char *path) {
     return buf;
 }
 
-static int count_lines(const char *s) {
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
 
 static void expect_fail(const char *args, int code, const char *needle) {
     char cmd[4096];
@@ -42,7 +37,7 @@ static void expect_fail(const char *args, int code, const char *needle) {
     int rc = run_cli(cmd, "hello\\n");
     char *err = read_all(err_path);
     CHECK(rc == code, "vkllm chat %s: exit %d, expected %d (stderr: %s)", args, rc, code, err ? err : "");
-    CHECK(err && count_lines(err) == 1, "vkllm chat %s: expected a one-line message, got: %s", args, err ? err : "");
+    CHECK(err && test_count_lines(err) == 1, "vkllm chat %s: expected a one-line message, got: %s", args, err ? err : "");
     if (needle) CHECK(err && strstr(err, needle), "vkllm chat %s: message lacks '%s': %s", args, needle, err ? err : "");
     free(err);
 }
@@ -71,7 +66,7 @@ static void chat_model(const char *model) {
     int rc = run_cli(args, "Hello there\\nWhat is a cat?\\n");
     char *out1 = read_all(out_path), *err = read_all(err_path);
     CHECK(rc == 0, "%s: exit %d (stderr: %s)", model, rc, err ? err : "");
-    CHECK(out1 && count_lines(out1) == 2, "%s: expected 2 reply lines, got: '%s'", model, out1 ? out1 : "");
+    CHECK(out1 && test_count_lines(out1) == 2, "%s: expected 2 reply lines, got: '%s'", model, out1 ? out1 : "");
     char reply1[1024] = "", reply2[1024] = "";
     if (out1) line_at(out1, 0, reply1, sizeof reply1), line_at(out1, 1, reply2, sizeof reply2);
     CHECK(reply1[0] && reply2[0], "%s: empty reply: '%s' / '%s'", model, reply1, reply2);
@@ -105,7 +100,7 @@ static void chat_model(const char *model) {
     /* /reset forgets turn 1: the reply to "What is a cat?" is then turn 1's of a fresh chat. */
     rc = run_cli(args, "Hello there\\n/reset\\nWhat is a cat?\\n/exit\\nnot read\\n");
     char *out3 = read_all(out_path);
-    CHECK(rc == 0 && out3 && count_lines(out3) == 2, "%s: /reset, /exit: exit %d, output '%s'", model, rc,
+    CHECK(rc == 0 && out3 && test_count_lines(out3) == 2, "%s: /reset, /exit: exit %d, output '%s'", model, rc,
           out3 ? out3 : "");
     char after_reset[1024] = "", fresh[1024] = "";
     if (out3) line_at(out3, 1, after_reset, sizeof after_reset);
@@ -124,17 +119,14 @@ static void chat_model(const char *model) {
     err = read_all(err_path);
     CHECK(rc == 0 && err && strstr(err, "context full"), "%s: -c 40: exit %d, stderr '%s'", model, rc,
           err ? err : "");
-    CHECK(out4 && count_lines(out4) == 4, "%s: -c 40: expected 4 replies, got '%s'", model, out4 ? out4 : "");
+    CHECK(out4 && test_count_lines(out4) == 4, "%s: -c 40: expected 4 replies, got '%s'", model, out4 ? out4 : "");
     free(out4);
     free(err);
     free(out1);
 }
 
 int main(void) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/vkllm_test_cli_chat_%d", (int)getpid());
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", tmp_dir);
-    if (system(cmd) != 0) return 1;
+    test_make_tmp_dir(tmp_dir, sizeof tmp_dir, "cli_chat");
     snprintf(out_path, sizeof out_path, "%s/out", tmp_dir);
     snprintf(err_path, sizeof err_path, "%s/err", tmp_dir);
 
@@ -169,7 +161,6 @@ int main(void) {
         if (rc == 0) chat_model(synth);
     }
 
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
+    test_remove_tmp_dir(tmp_dir);
     return test_finish();
 }

@@ -46,11 +46,6 @@ static void run_free(run_result *r) {
     free(r->err);
 }
 
-static int count_lines(const char *s) {
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
 
 /* ---- a strict little JSON validator --------------------------------------------------------------- */
 
@@ -142,7 +137,7 @@ static void check_bad_file(const char *what, const char *path, const char *reaso
     snprintf(prefix, sizeof prefix, "vkllm info: %s: ", path);
     CHECK(r.code == 1, "%s: exit %d", what, r.code);
     CHECK(!strncmp(r.err, prefix, strlen(prefix)), "%s: stderr '%s'", what, r.err);
-    CHECK(count_lines(r.err) == 1, "%s: %d lines on stderr: '%s'", what, count_lines(r.err), r.err);
+    CHECK(test_count_lines(r.err) == 1, "%s: %d lines on stderr: '%s'", what, test_count_lines(r.err), r.err);
     CHECK(reason == NULL || strstr(r.err, reason), "%s: '%s' lacks '%s'", what, r.err, reason);
     CHECK(r.out[0] == 0, "%s: something on stdout", what);
     run_free(&r);

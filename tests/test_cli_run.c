@@ -26,25 +26,17 @@ static char *read_all(const char *path) {
     return buf;
 }
 
-static int count_lines(const char *s) {
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
 
 static void expect_fail(const char *args, int code, const char *needle) {
     int rc = run_cli(args);
     const char *err = read_all(err_path);
     CHECK(rc == code, "vkllm run %s: exit %d, expected %d (stderr: %s)", args, rc, code, err ? err : "");
-    CHECK(err && count_lines(err) == 1, "vkllm run %s: expected a one-line message, got: %s", args, err ? err : "");
+    CHECK(err && test_count_lines(err) == 1, "vkllm run %s: expected a one-line message, got: %s", args, err ? err : "");
     if (needle) CHECK(err && strstr(err, needle), "vkllm run %s: message lacks '%s': %s", args, needle, err ? err : "");
 }
 
 int main(void) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/vkllm_test_cli_run_%d", (int)getpid());
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", tmp_dir);
-    if (system(cmd) != 0) return 1;
+    test_make_tmp_dir(tmp_dir, sizeof tmp_dir, "cli_run");
     snprintf(out_path, sizeof out_path, "%s/out", tmp_dir);
     snprintf(err_path, sizeof err_path, "%s/err", tmp_dir);
 
@@ -135,7 +127,6 @@ int main(void) {
         snprintf(args, sizeof args, "-m '%s' -f '%s/prompts/short.txt' -c 8", model, fx);
         expect_fail(args, 1, "longer than the context");
     }
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmp_dir);
+    test_remove_tmp_dir(tmp_dir);
     return test_finish();
 }
