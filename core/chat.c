@@ -94,15 +94,25 @@ static bool is_role(const vkl_chat_msg *m, const char *role) { return !strcmp(m-
 
 /* ---- the families -------------------------------------------------------------------------- */
 
-static void fmt_chatml(strbuf *b, const vkl_chat_msg *m, size_t n, bool add_ass) {
+/* Families that wrap each message as OPEN role CLOSE content END (chatml, zephyr). */
+static void fmt_role_tagged(strbuf *b, const vkl_chat_msg *m, size_t n, bool add_ass, const char *open,
+                            const char *close, const char *end) {
     for (size_t i = 0; i < n; i++) {
-        sb_put(b, "<|im_start|>");
+        sb_put(b, open);
         sb_put(b, m[i].role);
-        sb_put(b, "\n");
+        sb_put(b, close);
         sb_put(b, m[i].content);
-        sb_put(b, "<|im_end|>\n");
+        sb_put(b, end);
     }
-    if (add_ass) sb_put(b, "<|im_start|>assistant\n");
+    if (add_ass) {
+        sb_put(b, open);
+        sb_put(b, "assistant");
+        sb_put(b, close);
+    }
+}
+
+static void fmt_chatml(strbuf *b, const vkl_chat_msg *m, size_t n, bool add_ass) {
+    fmt_role_tagged(b, m, n, add_ass, "<|im_start|>", "\n", "<|im_end|>\n");
 }
 
 /* The tokenizer adds the leading BOS; later turns may carry their own. These templates have no
@@ -176,14 +186,7 @@ static void fmt_mistral(strbuf *b, vkl_chat_template t, const vkl_chat_msg *m, s
 }
 
 static void fmt_zephyr(strbuf *b, const vkl_chat_msg *m, size_t n, bool add_ass) {
-    for (size_t i = 0; i < n; i++) {
-        sb_put(b, "<|");
-        sb_put(b, m[i].role);
-        sb_put(b, "|>\n");
-        sb_put(b, m[i].content);
-        sb_put(b, "<|endoftext|>\n");
-    }
-    if (add_ass) sb_put(b, "<|assistant|>\n");
+    fmt_role_tagged(b, m, n, add_ass, "<|", "|>\n", "<|endoftext|>\n");
 }
 
 static void fmt_plain(strbuf *b, const vkl_chat_msg *m, size_t n, bool add_ass) {
