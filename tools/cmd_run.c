@@ -1,5 +1,4 @@
 /* vkllm run: generates text from a prompt (or replays a token file) through the public API. */
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
