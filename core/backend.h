@@ -70,6 +70,12 @@ typedef struct vkl_backend_ops {
     /* Optional (may be NULL): per op kind (vkl_op, VKL_OP_COUNT entries) the seconds spent and the
      * nodes executed since open or the last reset, when opened with cfg->profile. */
     void (*op_profile)(vkl_backend *be, double *seconds, uint64_t *calls, bool reset);
+    /* Optional (may be NULL): bytes of device memory this backend holds now (weights, KV caches,
+     * scratch arenas, staging), as the offload plan predicts it. */
+    uint64_t (*mem_used)(vkl_backend *be);
+    /* Optional (may be NULL): measures the device's memory read bandwidth (bytes/s) by streaming
+     * a buffer of about `bytes` bytes a few times; used by bench for the roofline. */
+    int (*read_bandwidth)(vkl_backend *be, size_t bytes, double *bytes_per_s, vkl_error *err);
 } vkl_backend_ops;
 
 struct vkl_backend {
