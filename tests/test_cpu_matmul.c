@@ -215,8 +215,94 @@ static void test_matmul(void) {
     for (int n = 2; n <= 3; n++) vkl_threadpool_destroy(pools[n]);
 }
 
+/* Max |y_level - y_scalar| / (|w_r| |x_t|): the SIMD kernels quantize the activations exactly as the
+ * scalar ones, so only the summation order differs (an indexing slip shows up as ~1e-2). */
+static double vs_scalar(vkl_threadpool *tp, const char *level, vkl_type t, int64_t M, int64_t K, int64_t N) {
+    const size_t ws = vkl_row_size(t, K);
+    uint8_t *W = malloc((size_t)M * ws);
+    float *x = malloc(sizeof(float) * (size_t)(N * K)), *y0 = malloc(sizeof(float) * (size_t)(N * M));
+    float *y1 = malloc(sizeof(float) * (size_t)(N * M)), *row = malloc(sizeof(float) * (size_t)K);
+    void *scratch = malloc(vkl_matmul_scratch_size(t, K, N));
+    double worst = -1;
+    if (W && x && y0 && y1 && row && scratch) {
+        worst = 0;
+        for (int64_t r = 0; r < M; r++) fill_weights(t, W + r * ws, K);
+        for (int64_t i = 0; i < N * K; i++) x[i] = rndf(-1, 1);
+        vkl_cpu_force_simd("scalar");
+        vkl_matmul(tp, t, W, ws, M, K, x, N, y0, scratch);
+        vkl_cpu_force_simd(level);
+        vkl_matmul(tp, t, W, ws, M, K, x, N, y1, scratch);
+        for (int64_t r = 0; r < M && worst >= 0; r++) {
+            vkl_type_get(t)->to_f32(W + r * ws, row, K);
+            double wn = 0;
+            for (int64_t k = 0; k < K; k++) wn += (double)row[k] * row[k];
+            for (int64_t tt = 0; tt < N; tt++) {
+                double xn = 0;
+                for (int64_t k = 0; k < K; k++) xn += (double)x[tt * K + k] * x[tt * K + k];
+                const double a = y1[tt * M + r], b = y0[tt * M + r];
+                if (!isfinite(a)) {
+                    worst = -1;
+                    break;
+                }
+                const double e = fabs(a - b) / (sqrt(wn * xn) + 1e-30);
+                if (e > worst) worst = e;
+            }
+        }
+    }
+    free(W); free(x); free(y0); free(y1); free(row); free(scratch);
+    return worst;
+}
+
+/* The batch kernels (AVX-512 Q4_0/Q8_0/Q4_K/Q6_K: 16-row panels, 64-row chunks, K slices of 16 blocks,
+ * 6-token register tiles) and the mat-vec kernels around them: rows that are not a multiple of
+ * the panel or chunk, every token count up to two tiles plus a remainder, K of one block, of a
+ * slice plus a tail group, and of several slices with a partial last group. */
+static void test_batch_shapes(void) {
+    vkl_error err = {{0}};
+    vkl_threadpool *tp = vkl_threadpool_create(2, &err);
+    CHECK(tp != NULL, "%s", err.msg);
+    if (!tp) return;
+    static const char *levels[] = {"scalar", "avx2", "avx512"};
+    const vkl_type types[] = {VKL_TYPE_Q4_0, VKL_TYPE_Q8_0, VKL_TYPE_Q4_K, VKL_TYPE_Q6_K};
+    const int64_t Ms[] = {17, 80};
+    for (size_t li = 0; li < VKL_ARRAY_LEN(levels); li++) {
+        if (vkl_cpu_force_simd(levels[li]) != 0) continue;
+#ifdef VKLLM_SANITIZE
+        if (li + 1 < VKL_ARRAY_LEN(levels) && vkl_cpu_force_simd(levels[li + 1]) == 0) continue; /* the best level only */
+        vkl_cpu_force_simd(levels[li]);
+#endif
+        for (size_t ti = 0; ti < VKL_ARRAY_LEN(types); ti++) {
+            const int64_t bs = vkl_type_get(types[ti])->block_size; /* K: 1 block, slices + tails */
+            const int64_t Ks[] = {bs, bs == 32 ? 32 * 21 : 256 * 3, bs == 32 ? 32 * 37 : 256 * 9};
+            double worst = 0;
+            int cases = 0;
+            for (size_t ki = 0; ki < VKL_ARRAY_LEN(Ks); ki++)
+                for (size_t mi = 0; mi < VKL_ARRAY_LEN(Ms); mi++)
+                    for (int64_t N = 1; N <= 13; N++) {
+#ifdef VKLLM_SANITIZE
+                        if (N % 3 != 1 && N != 6 && N != 13) continue; /* keep ASan runs short */
+#endif
+                        const double e = check_case(tp, types[ti], Ms[mi], Ks[ki], N, (size_t)(N % 2) * 8);
+                        CHECK(e >= 0 && e <= 1e-2, "batch %s %s M=%lld K=%lld N=%lld: rel err %g", levels[li],
+                              vkl_type_name(types[ti]), (long long)Ms[mi], (long long)Ks[ki], (long long)N, e);
+                        if (e > worst) worst = e;
+                        cases++;
+                        if (li > 0) {
+                            const double d = vs_scalar(tp, levels[li], types[ti], Ms[mi], Ks[ki], N);
+                            CHECK(d >= 0 && d <= 2e-6, "batch %s %s M=%lld K=%lld N=%lld: differs from scalar by %g",
+                                  levels[li], vkl_type_name(types[ti]), (long long)Ms[mi], (long long)Ks[ki], (long long)N, d);
+                        }
+                    }
+            printf("  batch %-6s %-5s %3d cases, worst rel err %.3g\n", levels[li], vkl_type_name(types[ti]), cases, worst);
+        }
+    }
+    vkl_cpu_force_simd(NULL);
+    vkl_threadpool_destroy(tp);
+}
+
 int main(void) {
     test_threadpool();
     test_matmul();
+    test_batch_shapes();
     return test_finish();
 }

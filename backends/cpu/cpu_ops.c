@@ -272,6 +272,7 @@ typedef struct op_task {
     const vkl_tensor *node;
     char *work;
     size_t work_per_thread;
+    bool simd; /* the AVX-512 kernels of cpu_ops_avx512.c may be used */
 } op_task;
 
 static void fast_get_rows(void *ctx, int ith, int nth) {
@@ -402,8 +403,22 @@ static void attn_tile(const vkl_tensor *node, int nth, attn_tiling *a) {
     }
 }
 
+/* Row stride (floats) of the AVX-512 kernel's transposed query and score rows. */
+static int attn_stride(const vkl_tensor *node) { return (attn_rows_max(node) + 15) / 16 * 16; }
+
+/* Scores (rows_max x n_ctx, or n_ctx x stride for the AVX-512 kernel), then one converted K and
+ * V row, or the transposed queries (hd x stride). */
 static size_t attn_work_floats(const vkl_tensor *node) {
-    return (size_t)attn_rows_max(node) * (size_t)node->src[3]->ne[1] + 2 * (size_t)node->ip[0];
+    const size_t n_ctx = (size_t)node->src[3]->ne[1], hd = (size_t)node->ip[0], stride = (size_t)attn_stride(node);
+    return stride * n_ctx + VKL_MAX(2 * hd, stride * hd);
+}
+
+/* Whether the AVX-512 attention kernel handles this node (and this CPU has it). */
+static bool attn_use_avx512(const vkl_tensor *node) {
+    const vkl_type kt = node->src[3]->type, vt = node->src[4]->type;
+    const int hd = node->ip[0];
+    return hd % 16 == 0 && hd <= 256 && (kt == VKL_TYPE_F16 || kt == VKL_TYPE_F32) &&
+           (vt == VKL_TYPE_F16 || vt == VKL_TYPE_F32) && strcmp(vkl_cpu_simd_level(), "avx512") == 0;
 }
 
 static void fast_attention(void *ctx, int ith, int nth) {
@@ -415,8 +430,10 @@ static void fast_attention(void *ctx, int ith, int nth) {
     const float scale = node->fp[0];
     attn_tiling a;
     attn_tile(node, nth, &a);
-    float *sc = (float *)(c->work + c->work_per_thread * (size_t)ith); /* rows_max x n_ctx scores */
-    float *kf = sc + (size_t)a.rows_max * n_ctx, *vf = kf + hd;       /* one converted K and V row */
+    const bool simd = attn_use_avx512(node);
+    const int stride = attn_stride(node);
+    float *sc = (float *)(c->work + c->work_per_thread * (size_t)ith); /* the scores */
+    float *kf = sc + (size_t)stride * n_ctx, *vf = kf + hd;           /* one converted K and V row */
     const float *qp[64];
     float *op[64];
     int64_t lim[64]; /* last cache position row r attends to */
@@ -439,6 +456,15 @@ static void fast_attention(void *ctx, int ith, int nth) {
             jmax = VKL_MAX(jmax, lim[r] + 1);
         }
         const size_t off = (size_t)g * hd;
+        if (simd) {
+            const size_t kes = kc->type == VKL_TYPE_F16 ? 2 : 4, ves = vc->type == VKL_TYPE_F16 ? 2 : 4;
+            const vkl_attn_tile at = {.hd = hd, .R = R, .stride = stride, .q = qp, .o = op, .lim = lim, .jmax = jmax,
+                                      .k = (const uint8_t *)ROW(kc, 0) + off * kes, .v = (const uint8_t *)ROW(vc, 0) + off * ves,
+                                      .ks = kc->nb[1], .vs = vc->nb[1], .k_f16 = kc->type == VKL_TYPE_F16,
+                                      .v_f16 = vc->type == VKL_TYPE_F16, .scale = scale, .qt = kf, .st = sc};
+            vkl_attn_tile_avx512(&at);
+            continue;
+        }
         for (int64_t j = 0; j < jmax; j++) {
             const float *k = (const float *)ROW(kc, j) + off;
             if (kc->type == VKL_TYPE_F16) {
@@ -477,6 +503,10 @@ static void fast_swiglu(void *ctx, int ith, int nth) {
     for (int64_t t = lo; t < hi; t++) {
         const float *gr = FROW(g, t), *ur = FROW(u, t);
         float *out = FROW(node, t);
+        if (c->simd) {
+            vkl_swiglu_avx512(gr, ur, out, node->ne[0]);
+            continue;
+        }
         for (int64_t i = 0; i < node->ne[0]; i++) out[i] = gr[i] / (1.0f + expf(-gr[i])) * ur[i];
     }
 }
@@ -542,7 +572,7 @@ void vkl_cpu_mul_mat_group(vkl_threadpool *tp, vkl_tensor *const *nodes, int n, 
 }
 
 void vkl_cpu_op_fast(vkl_threadpool *tp, const vkl_tensor *node, void *work) {
-    op_task task = {node, work, per_thread_work(node)};
+    op_task task = {node, work, per_thread_work(node), strcmp(vkl_cpu_simd_level(), "avx512") == 0};
     switch (node->op) {
     case VKL_OP_GET_ROWS: run_elementwise(tp, node, fast_get_rows, &task); break;
     case VKL_OP_RMS_NORM: run_elementwise(tp, node, fast_rms_norm, &task); break;

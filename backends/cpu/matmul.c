@@ -196,6 +196,8 @@ void vkl_matmul_group(vkl_threadpool *tp, vkl_type wtype, int n, const vkl_matmu
     const int64_t bs = block_size_of(wtype);
     const simd_table *tab = active_table();
     const vkl_gemm_kernel *kern = bs > 0 ? &tab->ks.k[wtype] : NULL;
+    const bool batch = bs > 0 && N >= VKL_MM_MIN_N && tab->ks.mm[wtype].fn;
+    if (batch) kern = &tab->ks.mm[wtype];
     if (!kern || !kern->fn || K <= 0 || K % bs != 0 || (kern->act != VKL_ACT_F32 && !scratch)) {
         /* Not a supported configuration: the oracle handles (or NaN-flags) it. */
         matmul_ref_all(wtype, n, d, K, x, N);
@@ -224,7 +226,11 @@ void vkl_matmul_group(vkl_threadpool *tp, vkl_type wtype, int n, const vkl_matmu
         else
             quantize_rows(&j, 0, N);
     }
-    if (N == 1) {
+    if (batch) {
+        /* The kernel packs its rows once and runs every token over them. */
+        j.chunk_rows = VKL_MM_ROWS;
+        j.tile_t = N;
+    } else if (N == 1) {
         /* Memory-bound: ~8 chunks per thread balance load without much counter traffic. */
         int64_t c = total_m / ((int64_t)nth * 8);
         j.chunk_rows = VKL_MAX(4, (c + 3) / 4 * 4);

@@ -1,7 +1,7 @@
 /* AVX-512 (F/BW/VL/VNNI/VBMI) kernels: the 256-bit kernels of matmul_x86_impl.h with vpdpbusd,
  * plus 512-bit Q4_0 and Q8_0 kernels that handle four 32-blocks per step (the generation hot
  * path): vpermt2b gathers the quants and scales of 4 blocks from two loads, one vpdpbusd covers
- * two blocks. */
+ * two blocks. Batches of VKL_MM_MIN_N tokens or more go to matmul_avx512_mm.c. */
 #if defined(__x86_64__) || defined(__i386__)
 
 #define TGT __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
@@ -213,6 +213,7 @@ void vkl_gemm_fill_avx512(vkl_kernel_set *ks) {
     fill_common_avx512(ks);
     ks->k[VKL_TYPE_Q4_0] = (vkl_gemm_kernel){gemm512_q4_0, VKL_ACT_Q8_32G};
     ks->k[VKL_TYPE_Q8_0] = (vkl_gemm_kernel){gemm512_q8_0, VKL_ACT_Q8_32G};
+    vkl_mm_fill_avx512(ks); /* batches of VKL_MM_MIN_N tokens and more (matmul_avx512_mm.c) */
 }
 
 #else
