@@ -439,9 +439,24 @@ int main(void) {
     }
     test_mul_mat(VKL_TYPE_Q4_0, 33, 64, 512);
     test_mul_mat(VKL_TYPE_F16, 40, 64, 512);
+    /* K % 256 == 0: the texel-buffer Q4_0/Q8_0 shaders on CPU devices (rows per invocation 1..4) */
+    const uint32_t tb_rows_default = ops.tb_rows, tb_mm_rows_default = ops.tb_mm_rows;
+    for (uint32_t rows = 1; rows <= 16; rows += 15) {
+        ops.tb_rows = ops.tb_mm_rows = rows;
+        for (int q8 = 0; q8 < 2; q8++) {
+            vkl_type t = q8 ? VKL_TYPE_Q8_0 : VKL_TYPE_Q4_0;
+            test_mul_mat(t, 1, 256, 1);
+            test_mul_mat(t, 37, 512, 1);
+            test_mul_mat(t, 70, 768, 7);
+            test_mul_mat(t, 9, 256, 33);
+        }
+    }
+    ops.tb_rows = tb_rows_default;
+    ops.tb_mm_rows = tb_mm_rows_default;
     /* Weights split over several bindings (a lowered binding limit stands in for a huge tensor). */
     ops.max_binding = 3000;
     test_mul_mat(VKL_TYPE_Q4_0, 300, 256, 1); /* 144-byte rows: 20 rows per binding */
+    test_mul_mat(VKL_TYPE_Q8_0, 100, 256, 7);
     test_mul_mat(VKL_TYPE_Q6_K, 45, 512, 7);
     test_mul_mat(VKL_TYPE_F32, 70, 64, 3);
     test_get_rows(VKL_TYPE_Q5_0, 256);
@@ -461,12 +476,19 @@ int main(void) {
         test_rope(neox, 1, 8, 128, 128, 1100, 10000.0f, 1.0f);
         test_rope(neox, 7, 3, 64, 32, 13, 500000.0f, 0.25f);
     }
-    test_attention(1, 1100, 8, 4, 64, VKL_TYPE_F16);
-    test_attention(7, 0, 8, 4, 32, VKL_TYPE_F16);
-    test_attention(7, 40, 4, 1, 128, VKL_TYPE_F16);
-    test_attention(1, 1100, 4, 1, 128, VKL_TYPE_F32);
-    test_attention(7, 3, 8, 8, 64, VKL_TYPE_F32);
-    test_attention(33, 0, 8, 4, 128, VKL_TYPE_F16);
+    /* both attention shaders where the device picks the texel-buffer one (CPU devices) */
+    const bool attn_tb_default = ops.attn_tb;
+    for (int variant = 0; variant < (attn_tb_default ? 2 : 1); variant++) {
+        ops.attn_tb = attn_tb_default && !variant;
+        test_attention(1, 1100, 8, 4, 64, VKL_TYPE_F16);
+        test_attention(7, 0, 8, 4, 32, VKL_TYPE_F16);
+        test_attention(7, 40, 4, 1, 128, VKL_TYPE_F16);
+        test_attention(1, 1100, 4, 1, 128, VKL_TYPE_F32);
+        test_attention(7, 3, 8, 8, 64, VKL_TYPE_F32);
+        test_attention(33, 0, 8, 4, 128, VKL_TYPE_F16);
+        test_attention(3, 5, 12, 4, 64, VKL_TYPE_F16); /* 12 heads: a partial workgroup of 8 */
+    }
+    ops.attn_tb = attn_tb_default;
     test_bad_args();
 
     for (size_t ti = 0; ti < VKL_ARRAY_LEN(types); ti++)

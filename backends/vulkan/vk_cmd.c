@@ -8,6 +8,13 @@
 #define SETS_PER_POOL 512
 #define MAX_TIMESTAMPS 4096
 
+typedef struct texel_view {
+    VkBuffer buffer;
+    VkDeviceSize offset, size;
+    VkFormat format;
+    VkBufferView view;
+} texel_view;
+
 typedef struct access {
     VkBuffer buffer;
     VkDeviceSize begin, end;
@@ -23,6 +30,9 @@ struct vkl_vk_seq {
     /* descriptor pools: all are reset at begin; `cur` is the one being allocated from */
     VkDescriptorPool *dpools;
     int n_dpools, cap_dpools, cur_dpool;
+    /* buffer views of this sequence's texel bindings, destroyed when the next one begins */
+    texel_view *views;
+    int n_views, cap_views;
     /* accesses since the last barrier */
     access *acc;
     int n_acc, cap_acc;
@@ -50,8 +60,61 @@ int vkl_vk_bind_range(const vkl_vk_context *ctx, vkl_vk_range r, bool write, vkl
     out->offset = off;
     out->size = VKL_ALIGN_UP(size, 4);
     out->write = write;
+    out->texel_format = VK_FORMAT_UNDEFINED;
     if (delta) *delta = (uint32_t)(r.offset - off);
     return 0;
+}
+
+bool vkl_vk_texels_ok(const vkl_vk_context *ctx, vkl_vk_range r) {
+    VkDeviceSize align = VKL_MAX(ctx->limits.minTexelBufferOffsetAlignment, (VkDeviceSize)16);
+    return r.buffer != VK_NULL_HANDLE && r.offset % align == 0 && r.size % 16 == 0 && r.size > 0 &&
+           r.size / 16 <= ctx->limits.maxTexelBufferElements;
+}
+
+int vkl_vk_bind_texels(const vkl_vk_context *ctx, vkl_vk_range r, vkl_vk_binding *out, vkl_error *err) {
+    if (!vkl_vk_texels_ok(ctx, r))
+        return vkl_fail(err, "vulkan: %llu bytes at offset %llu cannot be bound as a texel buffer",
+                        (unsigned long long)r.size, (unsigned long long)r.offset);
+    *out = (vkl_vk_binding){r.buffer, r.offset, r.size, false, VK_FORMAT_R32G32B32A32_UINT};
+    return 0;
+}
+
+static void destroy_views(vkl_vk_seq *s) {
+    for (int i = 0; i < s->n_views; i++) vkDestroyBufferView(s->ctx->device, s->views[i].view, NULL);
+    s->n_views = 0;
+}
+
+/* The view of b, created on first use in this sequence. */
+static VkBufferView texel_view_get(vkl_vk_seq *s, const vkl_vk_binding *b, vkl_error *err) {
+    for (int i = 0; i < s->n_views; i++) {
+        const texel_view *v = &s->views[i];
+        if (v->buffer == b->buffer && v->offset == b->offset && v->size == b->size &&
+            v->format == b->texel_format)
+            return v->view;
+    }
+    if (s->n_views == s->cap_views) {
+        int cap = s->cap_views ? 2 * s->cap_views : 64;
+        texel_view *nv = realloc(s->views, (size_t)cap * sizeof *nv);
+        if (!nv) {
+            vkl_fail(err, "out of host memory");
+            return VK_NULL_HANDLE;
+        }
+        s->views = nv;
+        s->cap_views = cap;
+    }
+    VkBufferViewCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+                                 .buffer = b->buffer,
+                                 .format = b->texel_format,
+                                 .offset = b->offset,
+                                 .range = b->size};
+    VkBufferView view;
+    VkResult r = vkCreateBufferView(s->ctx->device, &ci, NULL, &view);
+    if (r != VK_SUCCESS) {
+        vkl_fail(err, "vulkan: vkCreateBufferView failed: %s", vkl_vk_result_name(r));
+        return VK_NULL_HANDLE;
+    }
+    s->views[s->n_views++] = (texel_view){b->buffer, b->offset, b->size, b->texel_format, view};
+    return view;
 }
 
 vkl_vk_seq *vkl_vk_seq_create(vkl_vk_context *ctx, bool timestamps, vkl_error *err) {
@@ -128,6 +191,8 @@ void vkl_vk_seq_destroy(vkl_vk_seq *s) {
     if (s->pending) vkWaitForFences(dev, 1, &s->fence, VK_TRUE, UINT64_MAX);
     for (int i = 0; i < s->n_dpools; i++) vkDestroyDescriptorPool(dev, s->dpools[i], NULL);
     free(s->dpools);
+    destroy_views(s);
+    free(s->views);
     free(s->acc);
     free(s->labels);
     free(s->times_ns);
@@ -141,6 +206,7 @@ int vkl_vk_seq_begin(vkl_vk_seq *s, vkl_error *err) {
     if (s->recording) return vkl_fail(err, "vulkan: sequence already recording");
     if (seq_wait(s, err)) return -1;
     for (int i = 0; i < s->n_dpools; i++) vkResetDescriptorPool(s->ctx->device, s->dpools[i], 0);
+    destroy_views(s);
     s->cur_dpool = 0;
     s->n_acc = 0;
     s->n_dispatch = s->n_barrier = 0;
@@ -196,12 +262,12 @@ static VkDescriptorSet alloc_set(vkl_vk_seq *s, VkDescriptorSetLayout layout, vk
             s->dpools = np;
             s->cap_dpools = cap;
         }
-        VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                   .descriptorCount = SETS_PER_POOL * VKL_VK_MAX_BINDINGS};
+        VkDescriptorPoolSize ps[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, SETS_PER_POOL * VKL_VK_MAX_BINDINGS},
+                                      {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, SETS_PER_POOL * 2}};
         VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                          .maxSets = SETS_PER_POOL,
-                                         .poolSizeCount = 1,
-                                         .pPoolSizes = &ps};
+                                         .poolSizeCount = 2,
+                                         .pPoolSizes = ps};
         VkResult r = vkCreateDescriptorPool(dev, &pi, NULL, &s->dpools[s->n_dpools]);
         if (r != VK_SUCCESS) {
             vkl_fail(err, "vulkan: vkCreateDescriptorPool failed: %s", vkl_vk_result_name(r));
@@ -232,18 +298,29 @@ int vkl_vk_seq_dispatch(vkl_vk_seq *s, const vkl_vk_pipeline *p, const vkl_vk_bi
     if (gx > lim->maxComputeWorkGroupCount[0] || gy > lim->maxComputeWorkGroupCount[1] ||
         gz > lim->maxComputeWorkGroupCount[2])
         return vkl_fail(err, "vulkan: %s: grid %ux%ux%u exceeds the device limits", p->name, gx, gy, gz);
+    VkBufferView views[VKL_VK_MAX_BINDINGS];
+    for (uint32_t i = 0; i < n_bindings; i++) {
+        const bool texel = (p->texel_mask >> i) & 1u;
+        if (texel != (bindings[i].texel_format != VK_FORMAT_UNDEFINED))
+            return vkl_fail(err, "vulkan: %s: binding %u is %s texel buffer", p->name, i,
+                            texel ? "not a" : "a");
+        if (texel && !(views[i] = texel_view_get(s, &bindings[i], err))) return -1;
+    }
     VkDescriptorSet set = alloc_set(s, p->set_layout, err);
     if (!set) return -1;
     VkDescriptorBufferInfo bi[VKL_VK_MAX_BINDINGS];
     VkWriteDescriptorSet w[VKL_VK_MAX_BINDINGS];
     for (uint32_t i = 0; i < n_bindings; i++) {
+        const bool texel = (p->texel_mask >> i) & 1u;
         bi[i] = (VkDescriptorBufferInfo){bindings[i].buffer, bindings[i].offset, bindings[i].size};
         w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
                                       .dstSet = set,
                                       .dstBinding = i,
                                       .descriptorCount = 1,
-                                      .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                      .pBufferInfo = &bi[i]};
+                                      .descriptorType = texel ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                                              : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                      .pBufferInfo = texel ? NULL : &bi[i],
+                                      .pTexelBufferView = texel ? &views[i] : NULL};
     }
     vkUpdateDescriptorSets(s->ctx->device, n_bindings, w, 0, NULL);
 

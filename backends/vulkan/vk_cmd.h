@@ -10,11 +10,14 @@
 #include "vk_pipeline.h"
 
 /* One descriptor: the bound range (offset aligned as the device requires, size <=
- * maxStorageBufferRange) and whether the shader writes it. */
+ * maxStorageBufferRange) and whether the shader writes it. texel_format other than
+ * VK_FORMAT_UNDEFINED binds the range as a read-only uniform texel buffer of that format (the
+ * sequence creates the buffer view). */
 typedef struct vkl_vk_binding {
     VkBuffer buffer;
     VkDeviceSize offset, size;
     bool write;
+    VkFormat texel_format;
 } vkl_vk_binding;
 
 /* Binds `r` as the device allows: the offset rounded down to minStorageBufferOffsetAlignment;
@@ -22,6 +25,13 @@ typedef struct vkl_vk_binding {
  * fit in maxStorageBufferRange. */
 int vkl_vk_bind_range(const vkl_vk_context *ctx, vkl_vk_range r, bool write, vkl_vk_binding *out,
                       uint32_t *delta, vkl_error *err);
+
+/* Binds `r` as a uniform texel buffer of 16-byte texels (VK_FORMAT_R32G32B32A32_UINT). r.offset
+ * must be a multiple of minTexelBufferOffsetAlignment and r.size of 16; -1 otherwise or if the
+ * range exceeds maxTexelBufferElements. */
+int vkl_vk_bind_texels(const vkl_vk_context *ctx, vkl_vk_range r, vkl_vk_binding *out, vkl_error *err);
+/* Whether vkl_vk_bind_texels can bind r. */
+bool vkl_vk_texels_ok(const vkl_vk_context *ctx, vkl_vk_range r);
 
 typedef struct vkl_vk_seq vkl_vk_seq;
 

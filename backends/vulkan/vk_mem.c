@@ -1,6 +1,7 @@
 /* Suballocating Vulkan allocator and staging ring; see vk_mem.h. */
 #include "vk_mem.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,7 @@ static uint32_t buffer_type_bits(vkl_vk_context *ctx) {
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
                              .size = 1 << 20,
                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
+                                      VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
                                       VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                                       VK_BUFFER_USAGE_TRANSFER_DST_BIT,
                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
@@ -137,6 +139,28 @@ static void heap_report(const vkl_vk_allocator *a, vkl_vk_mem_kind kind, char *b
              budget ? vkl_fmt_bytes(budget, s4, sizeof s4) : "");
 }
 
+/* Fault injection for the out-of-memory tests: VKLLM_FAIL_DEVICE_ALLOC=N (read once) makes the Nth
+ * vkAllocateMemory of the process (counting from 1, every memory kind) fail as
+ * VK_ERROR_OUT_OF_DEVICE_MEMORY; "N+" makes the Nth and every later one fail (memory exhausted). */
+static bool inject_alloc_failure(void) {
+    static atomic_long fail_at = -2; /* -2: not read yet, -1: off */
+    static atomic_bool and_later;
+    static atomic_long n_allocs;
+    long at = atomic_load(&fail_at);
+    if (at == -2) {
+        const char *s = getenv("VKLLM_FAIL_DEVICE_ALLOC");
+        char *end = NULL;
+        long v = s ? strtol(s, &end, 10) : -1;
+        bool plus = s && end != s && !strcmp(end, "+");
+        at = s && end != s && (!*end || plus) && v >= 1 ? v : -1;
+        atomic_store(&and_later, plus);
+        atomic_store(&fail_at, at);
+    }
+    if (at < 1) return false;
+    long n = atomic_fetch_add(&n_allocs, 1) + 1;
+    return n == at || (n > at && atomic_load(&and_later));
+}
+
 static int block_create(vkl_vk_allocator *a, vkl_vk_mem_kind kind, VkDeviceSize size,
                         vkl_error *err) {
     VkDevice dev = a->ctx->device;
@@ -156,6 +180,7 @@ static int block_create(vkl_vk_allocator *a, vkl_vk_mem_kind kind, VkDeviceSize 
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
                              .size = size,
                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
+                                      VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
                                       VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                                       VK_BUFFER_USAGE_TRANSFER_DST_BIT,
                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
@@ -171,7 +196,7 @@ static int block_create(vkl_vk_allocator *a, vkl_vk_mem_kind kind, VkDeviceSize 
     VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
                                .allocationSize = req.size,
                                .memoryTypeIndex = (uint32_t)a->mem_type[kind]};
-    r = vkAllocateMemory(dev, &ai, NULL, &b->memory);
+    r = inject_alloc_failure() ? VK_ERROR_OUT_OF_DEVICE_MEMORY : vkAllocateMemory(dev, &ai, NULL, &b->memory);
     if (r != VK_SUCCESS) {
         b->memory = VK_NULL_HANDLE;
         heap_report(a, kind, rep, sizeof rep);

@@ -29,6 +29,13 @@ int vkl_vk_ops_init(vkl_vk_ops *ops, vkl_vk_context *ctx, vkl_error *err) {
     ops->mv_lane = ctx->info.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     if (ops->mv_lane) ops->mv_rows = 4; /* rows per invocation: each x load serves 4 rows */
     ops->max_binding = ctx->limits.maxStorageBufferRange;
+    VkFormatProperties fp;
+    vkGetPhysicalDeviceFormatProperties(ctx->physical_device, VK_FORMAT_R32G32B32A32_UINT, &fp);
+    const bool texels = (fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0;
+    ops->texel_q = ops->mv_lane && texels;
+    ops->attn_tb = ops->mv_lane && texels;
+    ops->tb_rows = 16;
+    ops->tb_mm_rows = 8;
     ops->norm_wg = VKL_MIN(VKL_MAX(4 * sg, 64u), 256u);
     if (ops->norm_wg / sg > 32) ops->norm_wg = 32 * sg;
     return 0;
@@ -126,10 +133,61 @@ static uint32_t weight_align(vkl_type t) {
 #define CPU_MV_ROWS 8u  /* rows per invocation of mul_mat_vec_cpu.comp (faster than 4 there) */
 #define CPU_MM_ROWS 8u  /* ROWS and TN of mul_mat_cpu.comp */
 #define CPU_MM_TOKENS 8u
+#define TB_MM_TOKENS 8u  /* TN of mul_mat_tb.comp */
 
 typedef struct mm_push {
     uint32_t M, K, N, w_off, row_bytes, x_off, y_off, y_stride;
 } mm_push;
+
+/* Q4_0/Q8_0 with weights and x read through texel buffers (shaders/tb_q.glsl): whether this
+ * call qualifies. */
+static bool use_texels(const vkl_vk_ops *ops, vkl_type wtype, vkl_vk_range w, int64_t M, int64_t K,
+                       vkl_vk_range x, int64_t N) {
+    if (!ops->texel_q || (wtype != VKL_TYPE_Q4_0 && wtype != VKL_TYPE_Q8_0) || K % 256) return false;
+    vkl_vk_range xr = {x.buffer, x.offset, (uint64_t)N * K * 4};
+    vkl_vk_range wr = {w.buffer, w.offset, VKL_MIN((uint64_t)M, (uint64_t)64) * vkl_row_size(wtype, K)};
+    return vkl_vk_texels_ok(ops->ctx, xr) && vkl_vk_texels_ok(ops->ctx, wr);
+}
+
+/* N == 1: mul_mat_vec_tb.comp (tb_rows rows per invocation); N > 1: mul_mat_tb.comp (tb_mm_rows
+ * rows and TB_MM_TOKENS tokens per invocation). */
+static int mul_mat_texels(vkl_vk_ops *ops, vkl_vk_seq *seq, vkl_type wtype, vkl_vk_range w,
+                          int64_t M, int64_t K, vkl_vk_range x, int64_t N, vkl_vk_range y,
+                          vkl_error *err) {
+    const size_t row_bytes = vkl_row_size(wtype, K);
+    vkl_vk_binding bx, by, bw;
+    uint32_t y_off;
+    if (vkl_vk_bind_texels(ops->ctx, (vkl_vk_range){x.buffer, x.offset, (uint64_t)N * K * 4}, &bx, err) ||
+        bind(ops, y, true, 4, (uint64_t)N * M * 4, "mul_mat y", &by, &y_off, err))
+        return -1;
+    const uint64_t max_bytes = VKL_MIN((uint64_t)ops->max_binding,
+                                       (uint64_t)ops->ctx->limits.maxTexelBufferElements * 16);
+    const bool vec = N == 1 || ops->tb_mm_rows == 0; /* mat-vec per token */
+    const uint32_t wg = 8, rows = VKL_MAX(VKL_MIN(vec ? ops->tb_rows : ops->tb_mm_rows, vec ? 16u : 8u), 1u);
+    const uint32_t rows_per_group = wg * rows;
+    /* rows per binding: whole workgroups where possible, and within the grid limit */
+    int64_t per = (int64_t)(max_bytes / row_bytes);
+    if (per >= rows_per_group) per = per / rows_per_group * rows_per_group;
+    per = VKL_MIN(per, (int64_t)MAX_GROUPS * rows_per_group);
+    if (per <= 0) return vkl_fail(err, "vulkan mul_mat: one row of %zu bytes exceeds a binding", row_bytes);
+    char name[64];
+    shader_name(name, sizeof name, vec ? "mul_mat_vec_tb" : "mul_mat_tb", wtype);
+    const uint32_t spec[2] = {wg, rows};
+    const vkl_vk_pipeline *p = vkl_vk_pipeline_get_tb(ops->pipes, name, 3, 3u, sizeof(mm_push), spec, 2, err);
+    if (!p) return -1;
+    for (int64_t r0 = 0; r0 < M; r0 += per) {
+        int64_t n_rows = VKL_MIN(per, M - r0);
+        vkl_vk_range wr = {w.buffer, w.offset + (uint64_t)r0 * row_bytes, (uint64_t)n_rows * row_bytes};
+        if (vkl_vk_bind_texels(ops->ctx, wr, &bw, err)) return -1;
+        mm_push pc = {(uint32_t)n_rows, (uint32_t)K, (uint32_t)N, 0, (uint32_t)row_bytes, 0,
+                      y_off + (uint32_t)r0, (uint32_t)M};
+        vkl_vk_binding b[3] = {bw, bx, by};
+        uint32_t gx = (uint32_t)((n_rows + rows_per_group - 1) / rows_per_group);
+        uint32_t gy = (uint32_t)(vec ? N : (N + TB_MM_TOKENS - 1) / TB_MM_TOKENS);
+        if (vkl_vk_seq_dispatch(seq, p, b, 3, &pc, gx, gy, 1, name, err)) return -1;
+    }
+    return 0;
+}
 
 int vkl_vk_op_mul_mat(vkl_vk_ops *ops, vkl_vk_seq *seq, vkl_type wtype, vkl_vk_range w, int64_t M,
                       int64_t K, vkl_vk_range x, int64_t N, vkl_vk_range y, vkl_error *err) {
@@ -144,6 +202,8 @@ int vkl_vk_op_mul_mat(vkl_vk_ops *ops, vkl_vk_seq *seq, vkl_type wtype, vkl_vk_r
     if (w.offset % weight_align(wtype))
         return vkl_fail(err, "vulkan mul_mat: weight offset %llu is misaligned",
                         (unsigned long long)w.offset);
+    if (use_texels(ops, wtype, w, M, K, x, N))
+        return mul_mat_texels(ops, seq, wtype, w, M, K, x, N, y, err);
     vkl_vk_binding bx, by, bw;
     uint32_t x_off, y_off, w_delta;
     if (bind(ops, x, false, 16, (uint64_t)N * K * 4, "mul_mat x", &bx, &x_off, err) ||
@@ -153,7 +213,8 @@ int vkl_vk_op_mul_mat(vkl_vk_ops *ops, vkl_vk_seq *seq, vkl_type wtype, vkl_vk_r
     int64_t per = rows_per_binding(ops, row_bytes);
     if (per <= 0) return vkl_fail(err, "vulkan mul_mat: one row of %zu bytes exceeds a binding", row_bytes);
     const bool lane = N == 1 && ops->mv_lane;
-    /* llvmpipe with 8-lane subgroups: Q4_0/Q8_0 use mul_mat_vec_cpu.comp (x loaded once per
+    /* llvmpipe with 8-lane subgroups, where the texel-buffer shaders above do not apply (K not a
+     * multiple of 256, misaligned offsets): Q4_0/Q8_0 use mul_mat_vec_cpu.comp (x loaded once per
      * subgroup and shared with subgroupBroadcast) */
     const bool cpu_q = ops->mv_lane && ops->ctx->subgroup_size == 8 &&
                        (ops->ctx->info.subgroup_ops & VK_SUBGROUP_FEATURE_BALLOT_BIT) &&
@@ -409,6 +470,21 @@ int vkl_vk_op_attention(vkl_vk_ops *ops, vkl_vk_seq *seq, const vkl_vk_attn_para
         bind(ops, v_cache, false, es, kv_bytes, "attention v cache", &b[2], &pc.v_off, err) ||
         bind(ops, out, true, 4, qn * 4, "attention out", &b[3], &pc.o_off, err))
         return -1;
+    /* CPU devices: attention_tb.comp with the caches as texel buffers */
+    const vkl_vk_range kr = {k_cache.buffer, k_cache.offset, kv_bytes};
+    const vkl_vk_range vr = {v_cache.buffer, v_cache.offset, kv_bytes};
+    if (ops->attn_tb && ap->head_dim % 8 == 0 && vkl_vk_texels_ok(ops->ctx, kr) &&
+        vkl_vk_texels_ok(ops->ctx, vr)) {
+        if (vkl_vk_bind_texels(ops->ctx, kr, &b[1], err) || vkl_vk_bind_texels(ops->ctx, vr, &b[2], err))
+            return -1;
+        pc.k_off = pc.v_off = 0;
+        const char *tname = ap->kv_type == VKL_TYPE_F16 ? "attention_tb_f16" : "attention_tb_f32";
+        const uint32_t hd = (uint32_t)ap->head_dim;
+        const vkl_vk_pipeline *tp = vkl_vk_pipeline_get_tb(ops->pipes, tname, 4, 6u, sizeof pc, &hd, 1, err);
+        if (!tp) return -1;
+        return vkl_vk_seq_dispatch(seq, tp, b, 4, &pc, (uint32_t)((ap->n_head + 7) / 8),
+                                   (uint32_t)ap->n_tokens, 1, tname, err);
+    }
     const char *name = ap->kv_type == VKL_TYPE_F16 ? "attention_f16" : "attention_f32";
     const vkl_vk_pipeline *p = pipe(ops, name, 4, sizeof pc, NULL, 0, err);
     if (!p) return -1;

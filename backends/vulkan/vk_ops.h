@@ -42,6 +42,12 @@ typedef struct vkl_vk_ops {
     uint32_t mv_wg, mv_rows; /* mat-vec: invocations per workgroup, rows per workgroup (per
                               * invocation with mv_lane); mv_rows <= 8 */
     bool mv_lane;            /* mat-vec with rows per invocation (CPU devices: llvmpipe) */
+    bool texel_q;            /* CPU devices: Q4_0/Q8_0 MUL_MAT reads weights and x as texel buffers
+                              * where K % 256 == 0 and offsets are 16-byte aligned */
+    uint32_t tb_rows;        /* rows per invocation of mul_mat_vec_tb.comp (1..16) */
+    uint32_t tb_mm_rows;     /* rows per invocation of mul_mat_tb.comp (1..8; 0: batches use
+                              * mul_mat_vec_tb.comp per token) */
+    bool attn_tb;            /* CPU devices: attention_tb.comp (K/V through texel buffers) */
     uint32_t norm_wg;
     uint64_t max_binding; /* bytes per weight binding (maxStorageBufferRange; tests lower it) */
 } vkl_vk_ops;

@@ -60,10 +60,18 @@ static bool same_key(const vkl_vk_pipeline *pl, const char *name, const uint32_t
 const vkl_vk_pipeline *vkl_vk_pipeline_get(vkl_vk_pipelines *p, const char *name,
                                            uint32_t n_bindings, uint32_t push_size,
                                            const uint32_t *spec, uint32_t n_spec, vkl_error *err) {
+    return vkl_vk_pipeline_get_tb(p, name, n_bindings, 0, push_size, spec, n_spec, err);
+}
+
+const vkl_vk_pipeline *vkl_vk_pipeline_get_tb(vkl_vk_pipelines *p, const char *name,
+                                              uint32_t n_bindings, uint32_t texel_mask,
+                                              uint32_t push_size, const uint32_t *spec,
+                                              uint32_t n_spec, vkl_error *err) {
     for (pipeline_chunk *c = p->chunks; c; c = c->next)
         for (int i = 0; i < c->n; i++)
             if (same_key(&c->items[i], name, spec, n_spec)) {
-                if (c->items[i].n_bindings != n_bindings || c->items[i].push_size != push_size) {
+                if (c->items[i].n_bindings != n_bindings || c->items[i].push_size != push_size ||
+                    c->items[i].texel_mask != texel_mask) {
                     vkl_fail(err, "pipeline %s requested with a different interface", name);
                     return NULL;
                 }
@@ -92,13 +100,15 @@ const vkl_vk_pipeline *vkl_vk_pipeline_get(vkl_vk_pipelines *p, const char *name
     pl->n_spec = n_spec;
     pl->n_bindings = n_bindings;
     pl->push_size = push_size;
+    pl->texel_mask = texel_mask;
 
     VkDevice dev = p->ctx->device;
     VkShaderModule module = VK_NULL_HANDLE;
     VkDescriptorSetLayoutBinding b[VKL_VK_MAX_BINDINGS];
     for (uint32_t i = 0; i < n_bindings; i++)
         b[i] = (VkDescriptorSetLayoutBinding){.binding = i,
-                                              .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                              .descriptorType = (texel_mask >> i) & 1u ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                                                : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                               .descriptorCount = 1,
                                               .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
     VkDescriptorSetLayoutCreateInfo dsl = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
