@@ -49,6 +49,7 @@ typedef struct vkl_backend_config {
     int n_threads;  /* CPU worker threads (>= 1; 0 = let the backend choose) */
     bool reference; /* CPU: run the scalar reference kernels (the oracle) instead of the fast ones */
     bool profile;   /* accumulate time per op kind (see op_profile) */
+    uint64_t mem_block_size; /* Vulkan: bytes per device-memory block (0 = 256 MiB); the offload plan's */
 } vkl_backend_config;
 
 typedef struct vkl_backend_ops {

@@ -403,6 +403,20 @@ fail:
     return NULL;
 }
 
+int vkl_executor_measure(vkl_backend *const *backends, int n_backends, vkl_graph *g, size_t *need, vkl_error *err) {
+    vkl_executor *ex = vkl_executor_create(backends, n_backends, err);
+    vkl_plan *p = ex ? vkl_calloc(1, sizeof *p, err) : NULL;
+    int rc = -1;
+    if (p) {
+        p->g = g;
+        rc = assign_backends(ex, p, err) || plan_memory(ex, p, err) ? -1 : 0;
+        for (int b = 0; b < n_backends && rc == 0; b++) need[b] = p->need[b];
+    }
+    vkl_plan_free(p); /* restores the sources redirected to mirrors */
+    vkl_executor_free(ex);
+    return rc;
+}
+
 static int tensor_home(const vkl_plan *p, const vkl_tensor *t) {
     for (int k = 0; k < p->n_placed; k++)
         if (p->placed[k] == t) return p->where[k];

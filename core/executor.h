@@ -32,6 +32,11 @@ int vkl_executor_compute(vkl_executor *ex, vkl_plan *p, vkl_error *err);
 int vkl_executor_get_rows(vkl_executor *ex, vkl_plan *p, const vkl_tensor *t, int64_t first_row, int64_t n_rows,
                           void *dst, vkl_error *err);
 
+/* A dry run of planning g over these backends: the node assignment (by supports()) and the arena
+ * bytes each backend would need (need[0..n_backends)), without allocating device memory or
+ * preparing anything; the graph is left as it was. Backends only need supports() and alignment. */
+int vkl_executor_measure(vkl_backend *const *backends, int n_backends, vkl_graph *g, size_t *need, vkl_error *err);
+
 /* Bytes of backend b's scratch arena (the largest plan so far). */
 size_t vkl_executor_arena_size(const vkl_executor *ex, int b);
 /* What a plan needs: its arena bytes on backend b, and its number of runs. */

@@ -168,6 +168,12 @@ static void prefault(const vkl_model *m, vkl_progress_fn progress, void *user) {
 }
 
 vkl_model *vkl_model_create(gguf_file *f, vkl_progress_fn progress, void *user, vkl_error *err) {
+    vkl_model *m = vkl_model_open(f, err);
+    if (m) prefault(m, progress, user);
+    return m;
+}
+
+vkl_model *vkl_model_open(gguf_file *f, vkl_error *err) {
     vkl_model *m = vkl_calloc(1, sizeof *m, err);
     if (!m) {
         gguf_close(f);
@@ -175,10 +181,16 @@ vkl_model *vkl_model_create(gguf_file *f, vkl_progress_fn progress, void *user, 
     }
     m->file = f;
     if (vkl_hparams_read(f, &m->hp, err)) goto fail;
+    /* Each layer has 9 weight tensors: a block_count the file cannot hold is an error before we
+     * allocate for it (a hostile count would ask for terabytes). */
+    if ((uint64_t)m->hp.n_layer > f->n_tensors / 9) {
+        vkl_fail(err, "%s.block_count is %d, but the file has only %llu tensors", m->hp.arch, m->hp.n_layer,
+                 (unsigned long long)f->n_tensors);
+        goto fail;
+    }
     m->layers = vkl_calloc((size_t)m->hp.n_layer, sizeof *m->layers, err);
     if (!m->layers || bind_weights(m, err)) goto fail;
     for (uint64_t i = 0; i < f->n_tensors; i++) m->weight_bytes += f->tensors[i].nbytes;
-    prefault(m, progress, user);
     return m;
 fail:
     vkl_model_free(m);

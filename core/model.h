@@ -44,6 +44,8 @@ typedef void (*vkl_progress_fn)(float fraction, void *user);
 /* Takes ownership of f (closed by vkl_model_free, also on failure). Touches every weight page
  * once, so the first token does not pay for page faults, reporting progress as it goes. */
 vkl_model *vkl_model_create(gguf_file *f, vkl_progress_fn progress, void *user, vkl_error *err);
+/* The same without touching the weights (for planning: `vkllm plan` reads no weight bytes). */
+vkl_model *vkl_model_open(gguf_file *f, vkl_error *err);
 void vkl_model_free(vkl_model *m);
 /* Reads the hyperparameters only (also used by `info`-style tools). */
 int vkl_hparams_read(const gguf_file *f, vkl_hparams *hp, vkl_error *err);

@@ -31,24 +31,71 @@ typedef struct vkllm_sampler vkllm_sampler;
 
 /* ---- model ----------------------------------------------------------------------------------- */
 
+typedef enum vkllm_kv_type { VKLLM_KV_F16 = 0, VKLLM_KV_F32 = 1 } vkllm_kv_type;
+
+#define VKLLM_MAX_GPUS 7
+#define VKLLM_AUTO_FIT (-1) /* n_gpu_layers: let the offload plan choose */
+
 typedef struct vkllm_model_params {
     int n_threads;  /* CPU threads; 0 = the number of physical cores */
     bool reference; /* run the scalar reference kernels (slow; for testing) */
     bool profile;   /* time every op (see vkllm_model_profile) */
     void (*progress)(float fraction, void *user); /* loading progress 0..1 (may be NULL) */
     void *progress_user;
-    /* Layers on the Vulkan device (llama.cpp's -ngl): 0 = CPU only; N = the last N layers (their
-     * weights and KV cache); > n_layer = everything, including embeddings and the output head.
-     * Loading fails when the device cannot be opened. */
+    /* ---- offload (see vkllm_plan_describe for the plan table) ----
+     * n_gpu_layers: llama.cpp's -ngl: 0 = CPU only (the default); N = the last N layers (their
+     * weights and KV cache) on the Vulkan device(s); > n_layer = the output head too (token
+     * embeddings always stay on the CPU, as in llama.cpp: a lookup reads one row). A split that
+     * does not fit the devices' budgets is reduced to the most layers that fit (see the plan's
+     * note); loading fails when a device cannot be opened.
+     * VKLLM_AUTO_FIT (or auto_fit): the split with the best predicted throughput among those that
+     * fit with a margin of 5% + 64 MiB per device (on a software Vulkan device such as lavapipe,
+     * which is slower than the CPU backend, that is the CPU). */
     int n_gpu_layers;
-    int gpu_device; /* Vulkan device index (as `vkllm devices` lists them) */
+    bool auto_fit;
+    int gpu_device; /* the Vulkan device (as `vkllm devices` lists them), when n_devices is 0 */
+    int n_devices;  /* > 0: split the GPU layers over devices[0..n_devices) in that order */
+    int devices[VKLLM_MAX_GPUS];
+    float tensor_split[VKLLM_MAX_GPUS]; /* proportions of the GPU layers per device (all 0: by budget) */
+    uint64_t vram_budget[VKLLM_MAX_GPUS]; /* bytes per device (0: its free memory); emulates a smaller card */
+    bool kv_on_cpu; /* the GPU layers' KV caches in host memory (their attention then runs on the CPU) */
+    /* What the plan reserves device memory for: KV cache positions (0 = min(training context,
+     * 4096)) and type, and the prompt batch (0 = 512). A context created later may use fewer
+     * positions, but not more when a KV cache lives on a GPU (vkllm_context_create fails); a
+     * wider KV type than planned works but uses more device memory than predicted. */
+    int n_ctx;
+    int n_batch;
+    vkllm_kv_type kv_type;
+    double gpu_bw_gbps; /* predicted GPU read bandwidth for auto-fit (0: by device kind, or env
+                           VKLLM_GPU_BW_GBPS) */
 } vkllm_model_params;
 
 vkllm_model_params vkllm_model_default_params(void);
 /* Number of Vulkan devices (>= 0), or -1 with a message when Vulkan is unusable here. */
 int vkllm_gpu_count(vkllm_error *err);
-/* params may be NULL (defaults). */
+/* params may be NULL (defaults). Thread safety: a loaded model may be shared by several threads,
+ * each with its own contexts (and samplers); the model serializes the backend work of its
+ * contexts (create, free, eval) with an internal lock. One context must not be used by two
+ * threads at once. */
 vkllm_model *vkllm_model_load(const char *path, const vkllm_model_params *params, vkllm_error *err);
+/* The offload plan of a model file for these params as a table (devices, layer ranges, weights,
+ * KV, scratch, predicted device memory, budget, headroom, predicted speed), without loading the
+ * weights. Writes at most size bytes (NUL-terminated); returns the length it needed, or -1. */
+int vkllm_plan_describe(const char *path, const vkllm_model_params *params, char *buf, size_t size,
+                        vkllm_error *err);
+/* The plan's decision in numbers (same inputs as vkllm_plan_describe). */
+typedef struct vkllm_plan_info {
+    int n_gpu_layers; /* chosen split, as -ngl (> n_layer: the head too) */
+    int n_gpus;       /* Vulkan devices considered */
+    uint64_t predicted[VKLLM_MAX_GPUS]; /* device memory each would hold after load + context */
+    double tokens_per_s;                /* predicted generation speed */
+} vkllm_plan_info;
+int vkllm_plan_query(const char *path, const vkllm_model_params *params, vkllm_plan_info *out, vkllm_error *err);
+/* The plan a loaded model follows, as the same table. */
+const char *vkllm_model_plan(const vkllm_model *m);
+/* Device memory of the model's GPU i (0..): predicted by the plan, and held now (as the Vulkan
+ * allocator reserved it: weights, KV caches, scratch, staging). -1 when there is no such GPU. */
+int vkllm_model_gpu_memory(vkllm_model *m, int i, uint64_t *predicted, uint64_t *used);
 void vkllm_model_free(vkllm_model *m);
 
 int vkllm_model_n_vocab(const vkllm_model *m);
@@ -56,8 +103,8 @@ int vkllm_model_n_ctx_train(const vkllm_model *m);
 int vkllm_model_n_embd(const vkllm_model *m);
 int vkllm_model_n_layer(const vkllm_model *m);
 int vkllm_model_n_threads(const vkllm_model *m); /* CPU threads in use */
-/* Layers running on the GPU (0..n_layer; the output head too when > n_layer), and its name
- * (NULL when none is used). */
+/* Layers running on GPUs (0..n_layer; the output head too when > n_layer), and the first GPU's
+ * name (NULL when none is used). */
 int vkllm_model_n_gpu_layers(const vkllm_model *m);
 const char *vkllm_model_gpu_name(const vkllm_model *m);
 /* Time per op kind since load or the last reset (model loaded with params.profile): fills up to
@@ -95,8 +142,6 @@ int vkllm_detok_flush(vkllm_detok *d, char *out, size_t out_size);
 size_t vkllm_detok_max_bytes(const vkllm_model *m);
 
 /* ---- context: KV cache + evaluation --------------------------------------------------------- */
-
-typedef enum vkllm_kv_type { VKLLM_KV_F16 = 0, VKLLM_KV_F32 = 1 } vkllm_kv_type;
 
 typedef struct vkllm_context_params {
     int n_ctx;   /* positions in the KV cache; 0 = min(model's training context, 4096) */

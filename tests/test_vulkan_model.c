@@ -35,6 +35,7 @@ static void check_case(const char *fx, const gpu_case *gc) {
     vkllm_model_params mp = vkllm_model_default_params();
     mp.n_threads = 2;
     mp.n_gpu_layers = gc->n_gpu_layers;
+    mp.kv_type = gc->kv; /* what the offload plan reserves device memory for */
     vkllm_model *m = vkllm_model_load(path, &mp, &err);
     CHECK(m != NULL, "%s: %s", label, err.msg);
     vkllm_context_params cp = vkllm_context_default_params();

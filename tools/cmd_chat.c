@@ -10,6 +10,7 @@
 #include "chat.h"
 #include "cli.h"
 #include "cli_args.h"
+#include "cli_offload.h"
 #include "gguf.h"
 #include "tokenizer.h"
 #include "vkllm.h"
@@ -25,9 +26,6 @@ static void usage(FILE *out) {
             "  -m, --model PATH       the GGUF model\n"
             "  -t, --threads N        CPU threads (default: physical cores)\n"
             "  -c, --ctx-size N       context positions (default: min(training context, 4096))\n"
-            "  -ngl, --n-gpu-layers N layers on the Vulkan GPU: the last N; more than the model has =\n"
-            "                         everything incl. the output head (default 0 = CPU only)\n"
-            "  --device N             Vulkan device index (see `vkllm devices`; default 0)\n"
             "  -n, --n-predict N      most tokens per reply (default 256)\n"
             "  --temp T               temperature, 0 = greedy (default 0.8)\n"
             "  --top-k K              (default 40, 0 = off)\n"
@@ -41,11 +39,14 @@ static void usage(FILE *out) {
             "                        ");
     for (int t = 0; t < VKL_CHAT_TEMPLATE_COUNT; t++) fprintf(out, " %s", vkl_chat_template_name((vkl_chat_template)t));
     fprintf(out, "\n");
+    fputs(cli_offload_help, out);
 }
 
 typedef struct chat_args {
     const char *model, *system, *template_name;
-    int n_threads, n_ctx, n_predict, n_gpu_layers, gpu_device;
+    int n_threads, n_ctx, n_predict;
+    cli_offload off;
+    vkllm_model_params mp; /* the offload fields, from off */
     vkllm_sampler_params sp;
 } chat_args;
 
@@ -57,6 +58,9 @@ static int parse_args(int argc, char **argv, chat_args *a) {
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
         if (!strcmp(opt, "-h") || !strcmp(opt, "--help")) return 1;
+        int off_rc = cli_offload_parse(&a->off, "chat", argc, argv, &i);
+        if (off_rc < 0) return 2;
+        if (off_rc > 0) continue;
         if (i + 1 >= argc) {
             fprintf(stderr, "vkllm chat: %s %s\n", opt,
                     opt[0] == '-' ? "needs a value (or is unknown; see --help)" : "is not an option");
@@ -71,8 +75,6 @@ static int parse_args(int argc, char **argv, chat_args *a) {
             ok = vkl_chat_template_from_name(val) >= 0;
         } else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) ok = cli_parse_int(val, 1, 1024, &a->n_threads);
         else if (!strcmp(opt, "-c") || !strcmp(opt, "--ctx-size")) ok = cli_parse_int(val, 1, 1 << 22, &a->n_ctx);
-        else if (!strcmp(opt, "-ngl") || !strcmp(opt, "--n-gpu-layers")) ok = cli_parse_int(val, 0, 1 << 20, &a->n_gpu_layers);
-        else if (!strcmp(opt, "--device")) ok = cli_parse_int(val, 0, 1 << 16, &a->gpu_device);
         else if (!strcmp(opt, "-n") || !strcmp(opt, "--n-predict")) ok = cli_parse_int(val, 1, 1 << 24, &a->n_predict);
         else if (!strcmp(opt, "--temp")) ok = cli_parse_float(val, 0, 100, &a->sp.temperature);
         else if (!strcmp(opt, "--top-k")) ok = cli_parse_int(val, 0, INT32_MAX, &a->sp.top_k);
@@ -94,7 +96,8 @@ static int parse_args(int argc, char **argv, chat_args *a) {
         fprintf(stderr, "vkllm chat: -m MODEL is required (see --help)\n");
         return 2;
     }
-    return 0;
+    a->mp = vkllm_model_default_params();
+    return cli_offload_apply(&a->off, "chat", &a->mp) ? 2 : 0;
 }
 
 typedef struct chat_state {
@@ -302,10 +305,12 @@ oom:
 static int setup(chat_state *st) {
     chat_args *a = &st->a;
     vkllm_error err = {{0}};
-    vkllm_model_params mp = vkllm_model_default_params();
+    vkllm_model_params mp = a->mp;
     mp.n_threads = a->n_threads;
-    mp.n_gpu_layers = a->n_gpu_layers;
-    mp.gpu_device = a->gpu_device;
+    mp.n_ctx = a->n_ctx;
+    if (cli_offload_check_devices(&a->off, "chat", &mp) ||
+        cli_offload_print_plan(&a->off, "chat", a->model, &mp, stderr, false))
+        return 1;
     st->m = vkllm_model_load(a->model, &mp, &err);
     if (!st->m) goto fail;
     vkllm_context_params cp = vkllm_context_default_params();

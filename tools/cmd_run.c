@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "cli_args.h"
+#include "cli_offload.h"
 #include "vkllm.h"
 
 static void usage(FILE *out) {
@@ -32,26 +33,29 @@ static void usage(FILE *out) {
             "  --repeat-last-n N      tokens the penalty looks back on (default 64)\n"
             "  --seed S               sampling seed (default: random)\n"
             "  --kv-type f16|f32      KV cache type (default f16)\n"
-            "  -ngl, --n-gpu-layers N layers on the Vulkan GPU: the last N; more than the model has =\n"
-            "                         everything incl. the output head (default 0 = CPU only)\n"
-            "  --device N             Vulkan device index (see `vkllm devices`; default 0)\n"
             "  --ignore-eos           keep generating after the end-of-sequence token\n"
+            "  --context-shift        when the context is full, keep BOS + --keep prompt tokens and the\n"
+            "                         newer half of the rest, and go on (default: stop there)\n"
+            "  --keep N               prompt tokens after BOS kept by --context-shift (default 0)\n"
             "  --profile              print the time per op kind (prompt, and per generated token)\n"
             "  --logits-out FILE      write the f32 logits of every evaluated position (n_vocab per row)\n"
             "  --tokens-out FILE      write the lines 'prompt ID...' and 'generated ID...'\n"
             "  --tokens-in FILE       evaluate the prompt and generated ids of such a file instead of\n"
             "                         tokenizing and sampling (rows of --logits-out start at its\n"
             "                         'logits_from' line, 0 when absent)\n");
+    fputs(cli_offload_help, out);
 }
 
 typedef struct run_args {
     const char *model, *prompt, *prompt_file, *logits_out, *tokens_out, *tokens_in;
     long n_predict;
     bool n_predict_set;
-    int n_threads, n_ctx, n_batch, n_gpu_layers, device;
-    bool device_set;
+    int n_threads, n_ctx, n_batch;
+    cli_offload off;
+    vkllm_model_params mp; /* the offload fields, from off */
     vkllm_kv_type kv_type;
-    bool ignore_eos, profile;
+    bool ignore_eos, profile, context_shift;
+    int n_keep;
     vkllm_sampler_params sp;
 } run_args;
 
@@ -72,6 +76,13 @@ static int parse_args(int argc, char **argv, run_args *a, bool *help) {
             *(opt[2] == 'i' ? &a->ignore_eos : &a->profile) = true;
             continue;
         }
+        if (!strcmp(opt, "--context-shift")) {
+            a->context_shift = true;
+            continue;
+        }
+        int off_rc = cli_offload_parse(&a->off, "run", argc, argv, &i);
+        if (off_rc < 0) return 2;
+        if (off_rc > 0) continue;
         if (i + 1 >= argc) {
             fprintf(stderr, "vkllm run: %s %s\n", opt, opt[0] == '-' ? "needs a value (or is unknown; see --help)" : "is not an option");
             return 2;
@@ -90,13 +101,12 @@ static int parse_args(int argc, char **argv, run_args *a, bool *help) {
         else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) ok = cli_parse_long(val, 1, 1024, &l), a->n_threads = (int)l;
         else if (!strcmp(opt, "-c") || !strcmp(opt, "--ctx-size")) ok = cli_parse_long(val, 1, 1 << 22, &l), a->n_ctx = (int)l;
         else if (!strcmp(opt, "-b") || !strcmp(opt, "--batch-size")) ok = cli_parse_long(val, 1, 1 << 16, &l), a->n_batch = (int)l;
-        else if (!strcmp(opt, "-ngl") || !strcmp(opt, "--n-gpu-layers")) ok = cli_parse_long(val, 0, 1 << 20, &l), a->n_gpu_layers = (int)l;
-        else if (!strcmp(opt, "--device")) ok = cli_parse_long(val, 0, 1 << 20, &l), a->device = (int)l, a->device_set = true;
         else if (!strcmp(opt, "--temp")) ok = cli_parse_float(val, 0, 100, &a->sp.temperature);
         else if (!strcmp(opt, "--top-k")) ok = cli_parse_long(val, 0, INT_MAX, &l), a->sp.top_k = (int)l;
         else if (!strcmp(opt, "--top-p")) ok = cli_parse_float(val, 0, 1, &a->sp.top_p);
         else if (!strcmp(opt, "--min-p")) ok = cli_parse_float(val, 0, 1, &a->sp.min_p);
         else if (!strcmp(opt, "--repeat-penalty")) ok = cli_parse_float(val, 0.01f, 100, &f), a->sp.repeat_penalty = f;
+        else if (!strcmp(opt, "--keep")) ok = cli_parse_long(val, 0, 1 << 22, &l), a->n_keep = (int)l;
         else if (!strcmp(opt, "--repeat-last-n")) ok = cli_parse_long(val, 0, 1 << 20, &l), a->sp.repeat_last_n = (int)l;
         else if (!strcmp(opt, "--seed")) {
             uint64_t seed = 0;
@@ -123,7 +133,8 @@ static int parse_args(int argc, char **argv, run_args *a, bool *help) {
         fprintf(stderr, "vkllm run: give exactly one of -p PROMPT, -f FILE, --tokens-in FILE\n");
         return 2;
     }
-    return 0;
+    a->mp = vkllm_model_default_params();
+    return cli_offload_apply(&a->off, "run", &a->mp) ? 2 : 0;
 }
 
 static char *read_text(const char *path, size_t *len) {
@@ -245,6 +256,9 @@ typedef struct run_state {
     int n_prompt, n_generated;
     token_file tf;
     char *text;
+    /* --context-shift: the ids whose K/V rows are in the cache, and how many of them are kept */
+    int32_t *ctx_tokens;
+    int n_ctx_tokens, n_keep_tokens, n_shifts;
 } run_state;
 
 static int write_rows(run_state *st, int first_row, int n_rows) {
@@ -288,13 +302,34 @@ static int emit(run_state *st, int32_t id) {
     return 0;
 }
 
+/* --context-shift: keeps the first n_keep_tokens ids and the newer half of the rest, and rebuilds
+ * the KV cache by evaluating those ids again as one batch. Recomputing is exact and works the same
+ * on every backend; it costs one prompt pass per shift (about every n_ctx/2 tokens), where
+ * llama.cpp instead rotates the cached keys to their new positions in place. */
+static int context_shift(run_state *st, vkllm_error *err) {
+    int n_past = st->n_ctx_tokens, n_keep = st->n_keep_tokens;
+    int n_discard = (n_past - n_keep) / 2;
+    memmove(st->ctx_tokens + n_keep, st->ctx_tokens + n_keep + n_discard,
+            sizeof *st->ctx_tokens * (size_t)(n_past - n_keep - n_discard));
+    st->n_ctx_tokens = n_past - n_discard;
+    if (vkllm_kv_truncate(st->c, 0, err) || vkllm_eval(st->c, st->ctx_tokens, st->n_ctx_tokens, false, err))
+        return -1;
+    st->n_shifts++;
+    return 0;
+}
+
 static int generate(run_state *st) {
     vkllm_error err = {{0}};
     bool replay = st->a.tokens_in != NULL;
     long n_gen = replay ? st->tf.n_generated : st->a.n_predict;
     if (replay && st->a.n_predict_set && st->a.n_predict < n_gen) n_gen = st->a.n_predict;
     st->generated = malloc(sizeof *st->generated * (size_t)(n_gen > 0 ? n_gen : 1));
-    if (!st->generated) {
+    if (st->a.context_shift && st->generated) {
+        st->ctx_tokens = malloc(sizeof *st->ctx_tokens * (size_t)vkllm_n_ctx(st->c));
+        if (st->ctx_tokens) memcpy(st->ctx_tokens, st->prompt, sizeof *st->prompt * (size_t)st->n_prompt);
+        st->n_ctx_tokens = st->n_prompt;
+    }
+    if (!st->generated || (st->a.context_shift && !st->ctx_tokens)) {
         fprintf(stderr, "vkllm run: out of memory\n");
         return -1;
     }
@@ -309,13 +344,20 @@ static int generate(run_state *st) {
         }
         if (i + 1 == n_gen) break; /* the last token is not fed back */
         if (vkllm_n_past(st->c) >= vkllm_n_ctx(st->c)) {
-            fprintf(stderr, "\nvkllm run: context full (%d tokens)\n", vkllm_n_ctx(st->c));
-            break;
+            if (!st->a.context_shift) {
+                fprintf(stderr, "\nvkllm run: context full (%d tokens)\n", vkllm_n_ctx(st->c));
+                break;
+            }
+            if (context_shift(st, &err)) {
+                fprintf(stderr, "\nvkllm run: context shift: %s\n", err.msg);
+                return -1;
+            }
         }
         if (vkllm_eval(st->c, &next, 1, false, &err)) {
             fprintf(stderr, "\nvkllm run: %s\n", err.msg);
             return -1;
         }
+        if (st->ctx_tokens) st->ctx_tokens[st->n_ctx_tokens++] = next;
         if (st->logits_fp && write_rows(st, 0, 1)) return -1;
     }
     char buf[64];
@@ -344,21 +386,6 @@ static int write_tokens(const run_state *st) {
     return 0;
 }
 
-/* -ngl without a usable Vulkan device: the CPU, with a warning; with --device: an error. */
-static int pick_gpu(run_args *a) {
-    vkllm_error err = {{0}};
-    int n = vkllm_gpu_count(&err);
-    if (n > a->device) return 0;
-    if (n >= 0) snprintf(err.msg, sizeof err.msg, "no Vulkan device %d (%d found)", a->device, n);
-    if (a->device_set) {
-        fprintf(stderr, "vkllm run: --device %d: %s\n", a->device, err.msg);
-        return 1;
-    }
-    fprintf(stderr, "vkllm run: warning: %s; running on the CPU\n", err.msg);
-    a->n_gpu_layers = 0;
-    return 0;
-}
-
 static int run(run_state *st) {
     run_args *a = &st->a;
     vkllm_error err = {{0}};
@@ -370,12 +397,15 @@ static int run(run_state *st) {
     if (a->tokens_in && read_token_file(a->tokens_in, &st->tf)) return 1;
 
     double t0 = now_s();
-    vkllm_model_params mp = vkllm_model_default_params();
+    vkllm_model_params mp = a->mp;
     mp.n_threads = a->n_threads;
     mp.profile = a->profile;
-    if (a->n_gpu_layers > 0 && pick_gpu(a)) return 1;
-    mp.n_gpu_layers = a->n_gpu_layers;
-    mp.gpu_device = a->device;
+    mp.n_ctx = a->n_ctx;
+    mp.n_batch = a->n_batch;
+    mp.kv_type = a->kv_type;
+    if (cli_offload_check_devices(&a->off, "run", &mp) ||
+        cli_offload_print_plan(&a->off, "run", a->model, &mp, stderr, false))
+        return 1;
     if (isatty(STDERR_FILENO)) mp.progress = progress_bar;
     st->m = vkllm_model_load(a->model, &mp, &err);
     if (!st->m) {
@@ -425,6 +455,15 @@ static int run(run_state *st) {
                 st->n_prompt, vkllm_n_ctx(st->c));
         return 1;
     }
+    if (a->context_shift) {
+        bool bos = vkllm_token_bos(st->m) >= 0 && st->prompt[0] == vkllm_token_bos(st->m);
+        st->n_keep_tokens = bos + a->n_keep < st->n_prompt ? bos + a->n_keep : st->n_prompt;
+        if (st->n_keep_tokens > vkllm_n_ctx(st->c) - 2) {
+            fprintf(stderr, "vkllm run: --context-shift keeping %d tokens leaves no room in a context of %d (see --keep, -c)\n",
+                    st->n_keep_tokens, vkllm_n_ctx(st->c));
+            return 1;
+        }
+    }
     if (a->logits_out && !(st->logits_fp = fopen(a->logits_out, "wb"))) {
         fprintf(stderr, "vkllm run: cannot create %s\n", a->logits_out);
         return 1;
@@ -458,6 +497,10 @@ static int run(run_state *st) {
     if (vkllm_model_gpu_name(st->m))
         fprintf(stderr, " | gpu: %s, %d/%d layers%s", vkllm_model_gpu_name(st->m), n_gpu > n_layer ? n_layer : n_gpu,
                 n_layer, n_gpu > n_layer ? " + output" : "");
+    uint64_t pred = 0, used = 0, p1, u1;
+    for (int g = 0; vkllm_model_gpu_memory(st->m, g, &p1, &u1) == 0; g++) pred += p1, used += u1;
+    if (used) fprintf(stderr, " | device memory %.0f MiB (plan %.0f MiB)", (double)used / 1048576, (double)pred / 1048576);
+    if (st->n_shifts) fprintf(stderr, " | %d context shifts", st->n_shifts);
     fputc('\n', stderr);
     return 0;
 }
@@ -483,5 +526,6 @@ int cmd_run(int argc, char **argv) {
     free(st.tf.prompt);
     free(st.tf.generated);
     free(st.text);
+    free(st.ctx_tokens);
     return rc;
 }

@@ -17,6 +17,8 @@ static const vkl_cmd commands[] = {
     {"synth", cmd_synth, "write a LLaMA-shaped GGUF with random weights"},
     {"run", cmd_run, "generate text from a prompt"},
     {"chat", cmd_chat, "chat interactively with a model"},
+    {"plan", cmd_plan, "print the offload plan (layers per device, memory, speed)"},
+    {"bench", cmd_bench, "measure prompt and generation speed (CPU, Vulkan, splits)"},
 };
 
 static void usage(FILE *out) {

@@ -152,6 +152,7 @@ static const vkl_backend_ops cpu_ops = {
     .execute = cpu_execute,
     .synchronize = cpu_synchronize,
     .op_profile = cpu_op_profile,
+    .read_bandwidth = vkl_cpu_read_bandwidth,
 };
 
 vkl_backend *vkl_cpu_backend_open(int index, const vkl_backend_config *cfg, vkl_error *err) {

@@ -38,6 +38,8 @@ typedef struct vk_buf {
 
 static vk_backend *impl(vkl_backend *be) { return be->impl; }
 
+vkl_vk_context *vkl_vk_backend_context(vkl_backend *be) { return &impl(be)->ctx; }
+
 static void vk_close(vkl_backend *be) {
     vk_backend *v = impl(be);
     if (v->ctx_ok && v->ctx.device) vkDeviceWaitIdle(v->ctx.device);
@@ -312,6 +314,18 @@ static void vk_op_profile(vkl_backend *be, double *seconds, uint64_t *calls, boo
     }
 }
 
+/* Device memory reserved by the allocator: every block (weights, KV, scratch) and the staging ring. */
+static uint64_t vk_mem_used(vkl_backend *be) {
+    vk_backend *v = impl(be);
+    uint64_t total = 0;
+    for (int k = 0; k < VKL_VK_MEM_KIND_COUNT; k++) {
+        vkl_vk_mem_stats st;
+        vkl_vk_mem_get_stats(v->alloc, (vkl_vk_mem_kind)k, &st);
+        total += st.reserved;
+    }
+    return total;
+}
+
 static const vkl_backend_ops vk_backend_ops = {
     .close = vk_close,
     .buffer_alloc = vk_buffer_alloc,
@@ -323,6 +337,8 @@ static const vkl_backend_ops vk_backend_ops = {
     .execute = vk_execute,
     .synchronize = vk_synchronize,
     .op_profile = vk_op_profile,
+    .mem_used = vk_mem_used,
+    .read_bandwidth = vkl_vk_read_bandwidth,
 };
 
 vkl_backend *vkl_vk_backend_open(int index, const vkl_backend_config *cfg, vkl_error *err) {
@@ -337,7 +353,7 @@ vkl_backend *vkl_vk_backend_open(int index, const vkl_backend_config *cfg, vkl_e
     }
     v->ctx_ok = true;
     vkl_vk_fill_device_info(&v->base.info, index, &v->ctx.info);
-    v->alloc = vkl_vk_allocator_create(&v->ctx, 0, 0, err);
+    v->alloc = vkl_vk_allocator_create(&v->ctx, cfg ? cfg->mem_block_size : 0, 0, err);
     if (!v->alloc) goto fail;
     if (vkl_vk_ops_init(&v->ops, &v->ctx, err)) goto fail;
     v->ops_ok = true;

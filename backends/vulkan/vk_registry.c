@@ -151,6 +151,30 @@ void vkl_vk_fill_device_info(vkl_device_info *d, int index, const vkl_vk_device_
     detail(d, "uma: %s", yes_no(p->uma));
 }
 
+/* VKLLM_SPLIT_SELF=N (2..8): each physical device is listed N times, as logical devices
+ * k*N .. k*N+N-1, each opening its own VkDevice with 1/N of the memory as its budget, so that
+ * multi-device splits can be tested on one device (lavapipe). */
+static int split_self(void) {
+    const char *s = getenv("VKLLM_SPLIT_SELF");
+    if (!s || !*s) return 1;
+    char *end;
+    long n = strtol(s, &end, 10);
+    return *end == 0 && n >= 1 && n <= 8 ? (int)n : 1;
+}
+
+static void make_logical(vkl_device_info *d, int logical, int n_split) {
+    d->index = logical;
+    if (n_split < 2) return;
+    d->mem_total /= (uint64_t)n_split;
+    d->mem_free /= (uint64_t)n_split;
+    size_t len = strlen(d->name);
+    snprintf(d->name + len, sizeof d->name - len, " [%d/%d]", logical % n_split + 1, n_split);
+    char line[96];
+    snprintf(line, sizeof line, "logical device %d of %d on this physical device (VKLLM_SPLIT_SELF)",
+             logical % n_split + 1, n_split);
+    detail(d, "%s", line);
+}
+
 static int vk_enumerate(vkl_device_info *out, int max, vkl_error *err) {
     VkInstance inst;
     VkDebugUtilsMessengerEXT messenger;
@@ -169,14 +193,30 @@ static int vk_enumerate(vkl_device_info *out, int max, vkl_error *err) {
         vkl_vk_instance_destroy(inst, messenger);
         return -1;
     }
-    for (uint32_t i = 0; i < n && (int)i < max; i++) {
+    int split = split_self();
+    for (uint32_t i = 0; i < n && (int)i * split < max; i++) {
         vkl_vk_query_device(devs[i], api, props);
-        vkl_vk_fill_device_info(&out[i], (int)i, props);
+        for (int k = 0; k < split && (int)i * split + k < max; k++) {
+            int logical = (int)i * split + k;
+            vkl_vk_fill_device_info(&out[logical], (int)i, props);
+            make_logical(&out[logical], logical, split);
+        }
     }
     free(props);
     free(devs);
     vkl_vk_instance_destroy(inst, messenger);
-    return (int)n;
+    return (int)n * split;
 }
 
-const vkl_backend_reg vkl_vulkan_backend_reg = {.name = "vulkan", .enumerate = vk_enumerate, .open = vkl_vk_backend_open};
+static vkl_backend *vk_open(int index, const vkl_backend_config *cfg, vkl_error *err) {
+    int split = split_self();
+    if (index < 0) {
+        vkl_fail(err, "no Vulkan device %d", index);
+        return NULL;
+    }
+    vkl_backend *be = vkl_vk_backend_open(index / split, cfg, err);
+    if (be) make_logical(&be->info, index, split);
+    return be;
+}
+
+const vkl_backend_reg vkl_vulkan_backend_reg = {.name = "vulkan", .enumerate = vk_enumerate, .open = vk_open};
