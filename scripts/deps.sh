@@ -2,12 +2,23 @@
 # Checks the build dependencies; installs the missing ones with apt-get when run as root,
 # otherwise prints the exact apt-get line to run.
 set -euo pipefail
-PKGS="cmake make gcc clang libvulkan-dev libvulkan-volk-dev glslang-tools spirv-tools mesa-vulkan-drivers vulkan-validationlayers vulkan-tools"
+PKGS="cmake make gcc clang libclang-rt-14-dev libvulkan-dev libvulkan-volk-dev glslang-tools spirv-tools mesa-vulkan-drivers vulkan-validationlayers vulkan-tools"
 missing=()
 have() { command -v "$1" >/dev/null 2>&1; }
+# `make fuzz` needs libFuzzer: clang -fsanitize=fuzzer must link (Debian 12: libclang-rt-14-dev).
+fuzzer_links() {
+  local d rc
+  d=$(mktemp -d) || return 1
+  printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return 0; }\n' >"$d/f.c"
+  clang -fsanitize=fuzzer "$d/f.c" -o "$d/f" >/dev/null 2>&1
+  rc=$?
+  rm -rf "$d"
+  return $rc
+}
 have cmake || missing+=(cmake)
 have gcc || missing+=(gcc)
 have clang || missing+=(clang)
+have clang && ! fuzzer_links && missing+=(libclang-rt-14-dev)
 have glslangValidator || missing+=(glslang-tools)
 have spirv-val || missing+=(spirv-tools)
 have vulkaninfo || missing+=(vulkan-tools)

@@ -137,8 +137,7 @@ int cmd_devices(int argc, char **argv) {
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "vkllm devices: unknown option '%s'\n", argv[i]);
-            usage(stderr);
+            fprintf(stderr, "vkllm devices: unknown option '%s' (usage: vkllm devices [--json])\n", argv[i]);
             return 2;
         }
     }

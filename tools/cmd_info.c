@@ -360,20 +360,17 @@ int cmd_info(int argc, char **argv) {
         } else if (!strcmp(a, "--json")) {
             json = true;
         } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "vkllm info: unknown option '%s'\n", a);
-            usage(stderr);
+            fprintf(stderr, "vkllm info: unknown option '%s' (usage: vkllm info MODEL.gguf [--tensors] [--json])\n", a);
             return 2;
         } else if (path) {
-            fprintf(stderr, "vkllm info: only one model file may be given\n");
-            usage(stderr);
+            fprintf(stderr, "vkllm info: only one model file may be given (see --help)\n");
             return 2;
         } else {
             path = a;
         }
     }
     if (!path) {
-        fprintf(stderr, "vkllm info: no model file given\n");
-        usage(stderr);
+        fprintf(stderr, "vkllm info: no model file given (usage: vkllm info MODEL.gguf [--tensors] [--json])\n");
         return 2;
     }
     vkl_error err = {{0}};
