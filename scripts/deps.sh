@@ -2,10 +2,12 @@
 # Checks the build dependencies; installs the missing ones with apt-get when run as root,
 # otherwise prints the exact apt-get line to run.
 set -euo pipefail
-PKGS="cmake make gcc clang libclang-rt-14-dev libvulkan-dev libvulkan-volk-dev glslang-tools spirv-tools mesa-vulkan-drivers vulkan-validationlayers vulkan-tools"
+PKGS="cmake make gcc clang libvulkan-dev libvulkan-volk-dev glslang-tools spirv-tools mesa-vulkan-drivers vulkan-validationlayers vulkan-tools"
 missing=()
 have() { command -v "$1" >/dev/null 2>&1; }
-# `make fuzz` needs libFuzzer: clang -fsanitize=fuzzer must link (Debian 12: libclang-rt-14-dev).
+# `make fuzz` needs libFuzzer: clang -fsanitize=fuzzer must link. Debian 12 ships it in
+# libclang-rt-14-dev, a separate package (named after clang's major version).
+clang_rt_pkg() { echo "libclang-rt-$(clang -dumpversion 2>/dev/null | cut -d. -f1)-dev"; }
 fuzzer_links() {
   local d rc
   d=$(mktemp -d) || return 1
@@ -18,7 +20,7 @@ fuzzer_links() {
 have cmake || missing+=(cmake)
 have gcc || missing+=(gcc)
 have clang || missing+=(clang)
-have clang && ! fuzzer_links && missing+=(libclang-rt-14-dev)
+have clang && ! fuzzer_links && missing+=("$(clang_rt_pkg)")
 have glslangValidator || missing+=(glslang-tools)
 have spirv-val || missing+=(spirv-tools)
 have vulkaninfo || missing+=(vulkan-tools)
@@ -32,8 +34,9 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends $PKGS >/dev/null
+  fuzzer_links || apt-get install -y -qq --no-install-recommends "$(clang_rt_pkg)" >/dev/null
 else
   echo "deps: missing ${missing[*]}; run:" >&2
-  echo "  sudo apt-get update && sudo apt-get install -y $PKGS" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y $PKGS${missing[*]/#/ }" >&2
   exit 1
 fi
