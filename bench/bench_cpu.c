@@ -13,6 +13,7 @@
 #include "gguf.h"
 #include "model.h"
 #include "vkllm.h"
+#include "bench_timing.h"
 #include "membw.h"
 
 /* Best-of-7 read bandwidth in GB/s with n_threads threads over a 512 MiB buffer; 0 on failure. */
@@ -63,37 +64,6 @@ static int count_model_bytes(const char *path, model_bytes *mb, vkl_error *err) 
     mb->kv_per_pos = 2.0 * hp.n_layer * (double)hp.n_head_kv * hp.head_dim * 2.0;
     gguf_close(f);
     return 0;
-}
-
-/* ---- timing ----------------------------------------------------------------------------------- */
-
-static void mean_sd(const double *v, int n, double *mean, double *sd, double *best) {
-    double s = 0, ss = 0;
-    *best = 0;
-    for (int i = 0; i < n; i++) {
-        s += v[i];
-        if (v[i] > *best) *best = v[i];
-    }
-    *mean = s / n;
-    for (int i = 0; i < n; i++) ss += (v[i] - *mean) * (v[i] - *mean);
-    *sd = n > 1 ? sqrt(ss / (n - 1)) : 0;
-}
-
-/* Seconds for one prompt pass of n tokens from an empty cache; < 0 on error. */
-static double time_pp(vkllm_context *c, const int32_t *toks, int n, vkllm_error *err) {
-    if (vkllm_kv_truncate(c, 0, err) != 0) return -1;
-    const double t0 = vkl_time_s();
-    if (vkllm_eval(c, toks, n, false, err) != 0) return -1;
-    return vkl_time_s() - t0;
-}
-
-/* Seconds for n one-token passes from an empty cache. */
-static double time_tg(vkllm_context *c, const int32_t *toks, int n, vkllm_error *err) {
-    if (vkllm_kv_truncate(c, 0, err) != 0) return -1;
-    const double t0 = vkl_time_s();
-    for (int i = 0; i < n; i++)
-        if (vkllm_eval(c, &toks[i], 1, false, err) != 0) return -1;
-    return vkl_time_s() - t0;
 }
 
 static void usage(void) {
@@ -164,12 +134,12 @@ int main(int argc, char **argv) {
     printf("model: %s (%s)\nthreads: %d, simd: %s\n", path, vkllm_model_desc(m), n_threads, vkl_cpu_simd_level());
 
     /* Warm-up: one short pass of each kind (touches code, scratch and the first cache pages). */
-    if ((n_pp > 0 && time_pp(c, toks, VKL_MIN(n_pp, 32), &err) < 0) || (n_tg > 0 && time_tg(c, toks, VKL_MIN(n_tg, 8), &err) < 0)) {
+    if ((n_pp > 0 && bench_time_pp(c, toks, VKL_MIN(n_pp, 32), &err) < 0) || (n_tg > 0 && bench_time_tg(c, toks, VKL_MIN(n_tg, 8), &err) < 0)) {
         fprintf(stderr, "bench_cpu: %s\n", err.msg);
         goto done;
     }
     for (int r = 0; r < reps; r++) {
-        if ((n_pp > 0 && (pp_s[r] = time_pp(c, toks, n_pp, &err)) < 0) || (n_tg > 0 && (tg_s[r] = time_tg(c, toks, n_tg, &err)) < 0)) {
+        if ((n_pp > 0 && (pp_s[r] = bench_time_pp(c, toks, n_pp, &err)) < 0) || (n_tg > 0 && (tg_s[r] = bench_time_tg(c, toks, n_tg, &err)) < 0)) {
             fprintf(stderr, "bench_cpu: %s\n", err.msg);
             goto done;
         }
@@ -180,12 +150,12 @@ int main(int argc, char **argv) {
     double rate[1000], mean_pp = 0, sd_pp = 0, best_pp = 0, mean_tg = 0, sd_tg = 0, best_tg = 0;
     if (n_pp > 0) {
         for (int r = 0; r < reps; r++) rate[r] = n_pp / pp_s[r];
-        mean_sd(rate, reps, &mean_pp, &sd_pp, &best_pp);
+        bench_stats(rate, reps, &mean_pp, &sd_pp, &best_pp);
         printf("pp%-5d %9.2f +- %6.2f tok/s  (%.2f ms/token, best %.2f tok/s)\n", n_pp, mean_pp, sd_pp, 1e3 / mean_pp, best_pp);
     }
     if (n_tg > 0) {
         for (int r = 0; r < reps; r++) rate[r] = n_tg / tg_s[r];
-        mean_sd(rate, reps, &mean_tg, &sd_tg, &best_tg);
+        bench_stats(rate, reps, &mean_tg, &sd_tg, &best_tg);
         const double gbs = mean_tg * tok_bytes / 1e9, best_gbs = best_tg * tok_bytes / 1e9;
         printf("tg%-5d %9.2f +- %6.2f tok/s  (%.2f ms/token, best %.2f tok/s)  %.1f MB/token  %.2f GB/s (best %.2f)", n_tg,
                mean_tg, sd_tg, 1e3 / mean_tg, best_tg, tok_bytes / 1e6, gbs, best_gbs);

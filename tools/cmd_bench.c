@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../bench/bench_timing.h"
 #include "backend.h"
 #include "cli.h"
 #include "cli_args.h"
@@ -357,31 +358,6 @@ static bench_row *row_add(row_list *l) {
     return r;
 }
 
-static void mean_sd(const double *v, int n, double *mean, double *sd) {
-    double s = 0, ss = 0;
-    for (int i = 0; i < n; i++) s += v[i];
-    *mean = s / n;
-    for (int i = 0; i < n; i++) ss += (v[i] - *mean) * (v[i] - *mean);
-    *sd = n > 1 ? sqrt(ss / (n - 1)) : 0;
-}
-
-/* Seconds for one batch of n tokens from an empty cache (< 0 on error). */
-static double time_pp(vkllm_context *c, const int32_t *toks, int n, vkllm_error *err) {
-    if (vkllm_kv_truncate(c, 0, err) != 0) return -1;
-    const double t0 = vkl_time_s();
-    if (vkllm_eval(c, toks, n, false, err) != 0) return -1;
-    return vkl_time_s() - t0;
-}
-
-/* Seconds for n one-token passes from an empty cache. */
-static double time_tg(vkllm_context *c, const int32_t *toks, int n, vkllm_error *err) {
-    if (vkllm_kv_truncate(c, 0, err) != 0) return -1;
-    const double t0 = vkl_time_s();
-    for (int i = 0; i < n; i++)
-        if (vkllm_eval(c, &toks[i], 1, false, err) != 0) return -1;
-    return vkl_time_s() - t0;
-}
-
 typedef struct config {
     const model_info *mi;
     int ngl;     /* as given (99 = everything) */
@@ -439,8 +415,8 @@ static int run_config(const bench_args *a, const config *cf, bw_cache *bw, row_l
 
     /* Warm-up: each prompt size once (its graph is planned then), a few generated tokens. */
     for (int i = 0; i < a->p.n; i++)
-        if (a->p.v[i] > 0 && time_pp(c, toks, a->p.v[i], &err) < 0) goto eval_fail;
-    if (max_n > 0 && time_tg(c, toks, VKL_MIN(max_n, 4), &err) < 0) goto eval_fail;
+        if (a->p.v[i] > 0 && bench_time_pp(c, toks, a->p.v[i], &err) < 0) goto eval_fail;
+    if (max_n > 0 && bench_time_tg(c, toks, VKL_MIN(max_n, 4), &err) < 0) goto eval_fail;
 
     for (int kind = 0; kind < 2; kind++) {
         const int_list *l = kind == 0 ? &a->p : &a->n;
@@ -461,11 +437,11 @@ static int run_config(const bench_args *a, const config *cf, bw_cache *bw, row_l
             snprintf(r->backend, sizeof r->backend, "%s", backend_name(cf->mi, ngl_run));
             snprintf(r->device, sizeof r->device, "%s", device);
             for (int rep = 0; rep < a->reps; rep++) {
-                const double s = kind == 0 ? time_pp(c, toks, n, &err) : time_tg(c, toks, n, &err);
+                const double s = kind == 0 ? bench_time_pp(c, toks, n, &err) : bench_time_tg(c, toks, n, &err);
                 if (s < 0) goto eval_fail;
                 r->samples[rep] = s > 0 ? n / s : 0;
             }
-            mean_sd(r->samples, a->reps, &r->mean, &r->sd);
+            bench_stats(r->samples, a->reps, &r->mean, &r->sd, NULL);
             if (kind == 1) {
                 double on_gpu, on_cpu;
                 token_bytes(cf->mi, ngl_run, (n + 1) / 2.0, &on_gpu, &on_cpu);
