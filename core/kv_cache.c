@@ -15,6 +15,17 @@ int vkl_kv_cache_layers_per_buffer(uint64_t layer_bytes, uint64_t max_alloc) {
     return n < 1 ? 1 : n > (1u << 30) ? 1 << 30 : (int)n;
 }
 
+/* Names and shapes layer l's K and V tensors (external: the cache owns their storage). */
+static void init_layer(vkl_kv_cache *kv, int l) {
+    vkl_tensor *t[2] = {&kv->k[l], &kv->v[l]};
+    for (int j = 0; j < 2; j++) {
+        char name[32];
+        snprintf(name, sizeof name, "cache_%c_l%d", j ? 'v' : 'k', l);
+        vkl_tensor_init(t[j], name, kv->type, kv->kv_dim, kv->n_ctx);
+        t[j]->flags = VKL_TF_EXTERNAL;
+    }
+}
+
 vkl_kv_cache *vkl_kv_cache_create(vkl_backend *be, int n_layer, int n_ctx, int64_t kv_dim, vkl_type type,
                                   vkl_error *err) {
     if (type != VKL_TYPE_F16 && type != VKL_TYPE_F32) {
@@ -56,12 +67,9 @@ vkl_kv_cache *vkl_kv_cache_create(vkl_backend *be, int n_layer, int n_ctx, int64
         kv->bufs[kv->n_bufs++] = buf;
         kv->bytes += buf->size;
         for (int l = first; l < first + n; l++) {
+            init_layer(kv, l);
             vkl_tensor *t[2] = {&kv->k[l], &kv->v[l]};
             for (int j = 0; j < 2; j++) {
-                char name[32];
-                snprintf(name, sizeof name, "cache_%c_l%d", j ? 'v' : 'k', l);
-                vkl_tensor_init(t[j], name, type, kv_dim, n_ctx);
-                t[j]->flags = VKL_TF_EXTERNAL;
                 t[j]->buffer = buf;
                 t[j]->offset = (size_t)(2 * (l - first) + j) * plane;
                 t[j]->data = buf->host ? (char *)buf->host + t[j]->offset : NULL;
@@ -84,15 +92,7 @@ vkl_kv_cache *vkl_kv_cache_create_views(int n_layer, int n_ctx, int64_t kv_dim, 
         vkl_kv_cache_free(kv);
         return NULL;
     }
-    for (int l = 0; l < n_layer; l++) {
-        vkl_tensor *t[2] = {&kv->k[l], &kv->v[l]};
-        for (int j = 0; j < 2; j++) {
-            char name[32];
-            snprintf(name, sizeof name, "cache_%c_l%d", j ? 'v' : 'k', l);
-            vkl_tensor_init(t[j], name, type, kv_dim, n_ctx);
-            t[j]->flags = VKL_TF_EXTERNAL;
-        }
-    }
+    for (int l = 0; l < n_layer; l++) init_layer(kv, l);
     return kv;
 }
 

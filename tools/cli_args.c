@@ -2,7 +2,9 @@
 #include "cli_args.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 bool cli_parse_long(const char *s, long lo, long hi, long *out) {
     char *end;
@@ -37,4 +39,40 @@ bool cli_parse_u64(const char *s, uint64_t *out) {
     if (errno || *end) return false;
     *out = (uint64_t)v;
     return true;
+}
+
+char *cli_read_file(const char *path, size_t *len, vkl_error *err) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        vkl_fail(err, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = vkl_malloc(cap, err);
+    while (buf) {
+        if (n == cap) {
+            char *p = realloc(buf, cap * 2);
+            if (!p) {
+                free(buf);
+                buf = NULL;
+                vkl_fail(err, "out of memory reading %s", path);
+                break;
+            }
+            buf = p;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n, fp);
+        n += got;
+        if (got == 0) {
+            if (ferror(fp)) {
+                free(buf);
+                buf = NULL;
+                vkl_fail(err, "cannot read %s: %s", path, strerror(errno));
+            }
+            break;
+        }
+    }
+    fclose(fp);
+    *len = n;
+    return buf;
 }

@@ -3,7 +3,10 @@
 #define VKL_CLI_ARGS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "common.h"
 
 /* Each accepts only the whole string, a finite value within [lo, hi]; false otherwise (out untouched). */
 bool cli_parse_long(const char *s, long lo, long hi, long *out);
@@ -11,5 +14,8 @@ bool cli_parse_int(const char *s, int lo, int hi, int *out);
 bool cli_parse_float(const char *s, float lo, float hi, float *out);
 /* A non-negative decimal 64-bit integer (seeds). */
 bool cli_parse_u64(const char *s, uint64_t *out);
+
+/* The whole file (not NUL-terminated; *len bytes), malloc'd; NULL with a message naming path. */
+char *cli_read_file(const char *path, size_t *len, vkl_error *err);
 
 #endif

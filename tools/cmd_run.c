@@ -137,36 +137,6 @@ static int parse_args(int argc, char **argv, run_args *a, bool *help) {
     return cli_offload_apply(&a->off, "run", &a->mp) ? 2 : 0;
 }
 
-static char *read_text(const char *path, size_t *len) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            char *p = realloc(buf, cap *= 2);
-            if (!p) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = p;
-        }
-        size_t got = fread(buf + n, 1, cap - n, fp);
-        n += got;
-        if (got == 0) {
-            if (ferror(fp)) {
-                free(buf);
-                buf = NULL;
-            }
-            break;
-        }
-    }
-    fclose(fp);
-    *len = n;
-    return buf;
-}
-
 /* Parses "prompt ID ..." / "generated ID ..." / "logits_from N" lines; others are ignored. */
 typedef struct token_file {
     int32_t *prompt, *generated;
@@ -191,9 +161,10 @@ static int parse_ids(char *s, int32_t **out, int *n) {
 
 static int read_token_file(const char *path, token_file *tf) {
     size_t len;
-    char *text = read_text(path, &len);
+    vkl_error err = {{0}};
+    char *text = cli_read_file(path, &len, &err);
     if (!text) {
-        fprintf(stderr, "vkllm run: cannot read %s\n", path);
+        fprintf(stderr, "vkllm run: %s\n", err.msg);
         return -1;
     }
     int rc = 0;
@@ -390,8 +361,9 @@ static int run(run_state *st) {
     run_args *a = &st->a;
     vkllm_error err = {{0}};
     size_t len = 0;
-    if (a->prompt_file && !(st->text = read_text(a->prompt_file, &len))) {
-        fprintf(stderr, "vkllm run: cannot read %s\n", a->prompt_file);
+    vkl_error rerr = {{0}};
+    if (a->prompt_file && !(st->text = cli_read_file(a->prompt_file, &len, &rerr))) {
+        fprintf(stderr, "vkllm run: %s\n", rerr.msg);
         return 1;
     }
     if (a->tokens_in && read_token_file(a->tokens_in, &st->tf)) return 1;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_args.h"
 #include "gguf.h"
 #include "tokenizer.h"
 
@@ -22,42 +23,6 @@ static void usage(FILE *out) {
             "  --pieces              print one line per token: ID -> 'piece'\n"
             "  --parse-special       turn control-token texts such as <s> into those tokens (default)\n"
             "  --no-parse-special    tokenize them as plain text\n");
-}
-
-static char *read_file(const char *path, size_t *len, vkl_error *err) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        vkl_fail(err, "cannot open %s", path);
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *buf = vkl_malloc(cap, err);
-    while (buf) {
-        if (n == cap) {
-            char *p = realloc(buf, cap * 2);
-            if (!p) {
-                free(buf);
-                buf = NULL;
-                vkl_fail(err, "out of memory reading %s", path);
-                break;
-            }
-            buf = p;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, fp);
-        n += got;
-        if (got == 0) {
-            if (ferror(fp)) {
-                free(buf);
-                buf = NULL;
-                vkl_fail(err, "cannot read %s", path);
-            }
-            break;
-        }
-    }
-    fclose(fp);
-    *len = n;
-    return buf;
 }
 
 int cmd_tokenize(int argc, char **argv) {
@@ -107,7 +72,7 @@ int cmd_tokenize(int argc, char **argv) {
     vkl_tokenizer *tok = NULL;
     size_t len = 0;
     if (file) {
-        text = read_file(file, &len, &err);
+        text = cli_read_file(file, &len, &err);
         if (!text) goto done;
     } else {
         len = strlen(prompt);

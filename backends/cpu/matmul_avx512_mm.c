@@ -288,37 +288,39 @@ INL void mm_rows(const int MODE, pack_fn pack, float off, int64_t K, const uint8
     }
 }
 
-static TGT void mm_q4_0(int64_t K, const void *W, size_t ws, int64_t nr, const void *X, size_t xs, int64_t nt, float *y,
-                        int64_t ys) {
+/* All rows, in chunks of 16 * MM_PANELS (what one repacked panel set holds); inlined into each
+ * type's entry point below so MODE stays a constant. */
+INL void mm_chunks(const int MODE, pack_fn pack, float off, int64_t K, const void *W, size_t ws, int64_t nr,
+                   const void *X, size_t xs, int64_t nt, float *y, int64_t ys) {
     for (int64_t r = 0; r < nr; r += 16 * MM_PANELS) {
         const int64_t n = nr - r < 16 * MM_PANELS ? nr - r : 16 * MM_PANELS;
-        mm_rows(MODE_Q32, pack_q4_0, 8.0f, K, (const uint8_t *)W + (size_t)r * ws, ws, n, X, xs, nt, y + r, ys);
+        mm_rows(MODE, pack, off, K, (const uint8_t *)W + (size_t)r * ws, ws, n, X, xs, nt, y + r, ys);
     }
+}
+
+static TGT void mm_q4_0(int64_t K, const void *W, size_t ws, int64_t nr, const void *X, size_t xs, int64_t nt, float *y,
+                        int64_t ys) {
+    mm_chunks(MODE_Q32, pack_q4_0, 8.0f, K, W, ws, nr, X, xs, nt, y, ys);
 }
 
 static TGT void mm_q8_0(int64_t K, const void *W, size_t ws, int64_t nr, const void *X, size_t xs, int64_t nt, float *y,
                         int64_t ys) {
-    for (int64_t r = 0; r < nr; r += 16 * MM_PANELS) {
-        const int64_t n = nr - r < 16 * MM_PANELS ? nr - r : 16 * MM_PANELS;
-        mm_rows(MODE_Q32, pack_q8_0, 128.0f, K, (const uint8_t *)W + (size_t)r * ws, ws, n, X, xs, nt, y + r, ys);
-    }
+    mm_chunks(MODE_Q32, pack_q8_0, 128.0f, K, W, ws, nr, X, xs, nt, y, ys);
 }
 
 static TGT void mm_q4_K(int64_t K, const void *W, size_t ws, int64_t nr, const void *X, size_t xs, int64_t nt, float *y,
                         int64_t ys) {
-    for (int64_t r = 0; r < nr; r += 16 * MM_PANELS) {
-        const int64_t n = nr - r < 16 * MM_PANELS ? nr - r : 16 * MM_PANELS;
-        mm_rows(MODE_KMIN, pack_q4_K, 0.0f, K, (const uint8_t *)W + (size_t)r * ws, ws, n, X, xs, nt, y + r, ys);
-    }
+    mm_chunks(MODE_KMIN, pack_q4_K, 0.0f, K, W, ws, nr, X, xs, nt, y, ys);
 }
 
 static TGT void mm_q6_K(int64_t K, const void *W, size_t ws, int64_t nr, const void *X, size_t xs, int64_t nt, float *y,
                         int64_t ys) {
-    for (int64_t r = 0; r < nr; r += 16 * MM_PANELS) {
-        const int64_t n = nr - r < 16 * MM_PANELS ? nr - r : 16 * MM_PANELS;
-        mm_rows(MODE_KOFF, pack_q6_K, 32.0f, K, (const uint8_t *)W + (size_t)r * ws, ws, n, X, xs, nt, y + r, ys);
-    }
+    mm_chunks(MODE_KOFF, pack_q6_K, 32.0f, K, W, ws, nr, X, xs, nt, y, ys);
 }
+
+
+
+
 
 void vkl_mm_fill_avx512(vkl_kernel_set *ks) {
     ks->mm[VKL_TYPE_Q4_0] = (vkl_gemm_kernel){mm_q4_0, VKL_ACT_Q8_32};
