@@ -111,6 +111,7 @@ INL void grp_q8_0(const uint8_t *b, const idx_set *ix, grp4 *g) {
         int64_t gi = 0;                                                                             \
         for (; gi + 2 <= ng; gi += 2) {                                                             \
             grp4 g0, g1;                                                                            \
+            FN(prefetch_ahead)(row + gi * 4 * sizeof(BLK), 8 * sizeof(BLK));                        \
             grp_##name(row + gi * 4 * sizeof(BLK), &ix, &g0);                                       \
             grp_##name(row + (gi + 1) * 4 * sizeof(BLK), &ix, &g1);                                 \
             TOKEN_STEP(g0, xd, xq, 4 * gi, OFF4, a0);                                               \
