@@ -2,8 +2,11 @@
  * and generation (tg: N tokens one at a time) in tokens/s, mean +- sd over r repetitions after a
  * warm-up, plus the host read bandwidth measured in the same run, the bytes a generated token
  * reads (every matmul weight, one embedding row, the KV cache at the average context) and the
- * share of the measured bandwidth that generation reaches.
- * Usage: bench_cpu -m model.gguf [-p 512] [-n 128] [-t threads] [-r 3] [--no-membw] */
+ * share of the measured bandwidth that generation reaches; and the CPU's int8 multiply-accumulate
+ * peak (cpupeak.h), the compute roof of prompt processing: the prompt speed it allows (one
+ * multiply-add per matmul weight per token), the share of it reached, and the pp/tg ratio that
+ * roof allows at the measured generation speed.
+ * Usage: bench_cpu -m model.gguf [-p 512] [-n 128] [-t threads] [-r 3] [--no-membw] [--no-peak] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +18,7 @@
 #include "vkllm.h"
 #include "bench_timing.h"
 #include "membw.h"
+#include "cpupeak.h"
 
 /* Best-of-7 read bandwidth in GB/s with n_threads threads over a 512 MiB buffer; 0 on failure. */
 static double measure_membw(int n_threads) {
@@ -34,10 +38,24 @@ static double measure_membw(int n_threads) {
     return best;
 }
 
+/* Best-of-5 int8 multiply-accumulates per second with n_threads threads; 0 if unmeasured. */
+static double measure_int8_peak(int n_threads, const char **what) {
+    vkl_error err = {{0}};
+    vkl_threadpool *tp = vkl_threadpool_create(n_threads, &err);
+    if (!tp) {
+        fprintf(stderr, "bench_cpu: int8 peak: %s\n", err.msg);
+        return 0;
+    }
+    const double r = bench_int8_peak(tp, 5, what);
+    vkl_threadpool_destroy(tp);
+    return r;
+}
+
 /* ---- bytes per generated token ----------------------------------------------------------------- */
 
 typedef struct model_bytes {
     double matmul;    /* every weight a generated token multiplies with */
+    double macs;      /* multiply-adds per token in those matmuls (their element count) */
     double embd_row;  /* one row of the token embedding table */
     double kv_per_pos; /* K + V bytes of one cache position over all layers (f16 cache) */
 } model_bytes;
@@ -56,9 +74,13 @@ static int count_model_bytes(const char *path, model_bytes *mb, vkl_error *err) 
         const gguf_tensor *t = &f->tensors[i];
         if (strcmp(t->name, "token_embd.weight") == 0) {
             mb->embd_row = (double)t->nbytes / (double)t->ne[1];
-            if (!has_output) mb->matmul += (double)t->nbytes; /* tied: also the output matmul */
+            if (!has_output) { /* tied: also the output matmul */
+                mb->matmul += (double)t->nbytes;
+                mb->macs += (double)t->ne[0] * (double)t->ne[1];
+            }
         } else if (t->n_dims >= 2) {
             mb->matmul += (double)t->nbytes;
+            mb->macs += (double)t->ne[0] * (double)t->ne[1];
         }
     }
     mb->kv_per_pos = 2.0 * hp.n_layer * (double)hp.n_head_kv * hp.head_dim * 2.0;
@@ -68,17 +90,21 @@ static int count_model_bytes(const char *path, model_bytes *mb, vkl_error *err) 
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_cpu -m model.gguf [-p prompt_tokens=512] [-n gen_tokens=128] [-t threads] "
-                    "[-r reps=3] [--no-membw]\n");
+                    "[-r reps=3] [--no-membw] [--no-peak]\n");
 }
 
 int main(int argc, char **argv) {
     const char *path = NULL;
     int n_pp = 512, n_tg = 128, n_threads = 0, reps = 3;
-    bool do_membw = true;
+    bool do_membw = true, do_peak = true;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--no-membw") == 0) {
             do_membw = false;
+            continue;
+        }
+        if (strcmp(a, "--no-peak") == 0) {
+            do_peak = false;
             continue;
         }
         if (i + 1 >= argc) {
@@ -164,6 +190,16 @@ int main(int argc, char **argv) {
     }
     if (n_pp > 0 && n_tg > 0) printf("pp/tg per-token speed ratio: %.2fx\n", mean_pp / mean_tg);
     if (bw > 0) printf("membw (%d threads): %.2f GB/s\n", n_threads, bw);
+    const char *peak_what = "none";
+    const double peak = do_peak ? measure_int8_peak(n_threads, &peak_what) : 0;
+    if (peak > 0) {
+        const double pp_roof = peak / mb.macs;
+        printf("int8 peak (%d threads, %s): %.0f GMAC/s; %.0f M multiply-adds per token -> prompt roof %.1f tok/s", n_threads,
+               peak_what, peak / 1e9, mb.macs / 1e6, pp_roof);
+        if (n_pp > 0) printf(", pp reached %.1f%%", 100.0 * mean_pp / pp_roof);
+        if (n_tg > 0) printf(", pp/tg ratio allowed at this tg: %.2fx", pp_roof / mean_tg);
+        printf("\n");
+    }
     rc = 0;
 done:
     free(toks);
