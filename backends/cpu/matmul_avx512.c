@@ -210,10 +210,106 @@ INL void grp_q8_0(const uint8_t *b, const idx_set *ix, grp4 *g) {
 DEF_GEMM512(q4_0, vkl_block_q4_0, 2.0f)
 DEF_GEMM512(q8_0, vkl_block_q8_0, 32.0f)
 
+/* Q4_K against Q8_K, 512 bits: one load covers 64 bytes of nibbles (sub-blocks 4h..4h+3); its low
+ * nibbles are sub-blocks 4h and 4h+2, its high nibbles 4h+1 and 4h+3, and two 128-bit-lane
+ * shuffles of the activations line them up. The arithmetic is the 256-bit kernel's (maddubs, then
+ * madd with the 6-bit scales as i16, exact in int32), with half the instructions per element. */
+/* pshufb control: the i16 of scale byte s in 128-bit lanes 0-1 and of byte s + 2 in lanes 2-3. */
+INL __m512i q4k_ctl(int s) {
+    return _mm512_inserti64x4(_mm512_set1_epi16((short)(0x8000 + s)), _mm256_set1_epi16((short)(0x8002 + s)), 1);
+}
+
+static TGT float dot512_q4_K(int64_t K, const void *w, const void *x) {
+    const vkl_block_q4_K *b = w;
+    const vkl_block_q8_K *a = x;
+    const __m512i m4 = _mm512_set1_epi8(15);
+    /* low and high nibbles of the first 64-byte load: sub-blocks 0/2 and 1/3; second: 4/6, 5/7 */
+    const __m512i ctl[4] = {q4k_ctl(0), q4k_ctl(1), q4k_ctl(4), q4k_ctl(5)};
+    const __m128i dup_mins = _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+    __m512 acc = _mm512_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
+    for (int64_t i = 0; i < K / VKL_QK_K; i++) {
+        prefetch_ahead_avx512(&b[i], sizeof b[i]);
+        const __m128i scm = q4k_scales_avx512(b[i].scales);
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(scm, dup_mins));
+        const __m256i pm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a[i].bsums), mins);
+        const __m512i scv = _mm512_broadcast_i32x4(scm);
+        __m512i isum = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            const __m512i q = _mm512_loadu_si512(b[i].qs + 64 * h);
+            const __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+            const __m512i x0 = _mm512_loadu_si512(a[i].qs + 128 * h), x1 = _mm512_loadu_si512(a[i].qs + 128 * h + 64);
+            const __m512i xlo = _mm512_shuffle_i64x2(x0, x1, 0x44), xhi = _mm512_shuffle_i64x2(x0, x1, 0xEE);
+            const __m512i slo = _mm512_shuffle_epi8(scv, ctl[2 * h]), shi = _mm512_shuffle_epi8(scv, ctl[2 * h + 1]);
+            isum = _mm512_add_epi32(isum, _mm512_madd_epi16(_mm512_maddubs_epi16(lo, xlo), slo));
+            isum = _mm512_add_epi32(isum, _mm512_madd_epi16(_mm512_maddubs_epi16(hi, xhi), shi));
+        }
+        const float dx = a[i].d;
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(h2f_avx512((const uint8_t *)&b[i].d) * dx), acc);
+        const __m128i pm4 = _mm_add_epi32(_mm256_castsi256_si128(pm), _mm256_extracti128_si256(pm, 1));
+        accm = _mm_fmadd_ps(_mm_cvtepi32_ps(pm4), _mm_set1_ps(h2f_avx512((const uint8_t *)&b[i].dmin) * dx), accm);
+    }
+    accm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+    accm = _mm_add_ss(accm, _mm_movehdup_ps(accm));
+    return _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(accm);
+}
+
+/* Q6_K against Q8_K, 512 bits: per half (128 elements) one load of the 64 low-nibble bytes gives
+ * elements 0-63 (low nibbles) and 64-127 (high nibbles) in element order, so the activations load
+ * straight; the 2-bit high parts come from the 32 qh bytes shifted by 0/2 and 4/6. Each 128-bit lane
+ * then holds 16 elements of one scale. Arithmetic as in the 256-bit kernel (-32 offset through the
+ * activation block sums). */
+static TGT float dot512_q6_K(int64_t K, const void *w, const void *x) {
+    const vkl_block_q6_K *b = w;
+    const vkl_block_q8_K *a = x;
+    const __m512i m4 = _mm512_set1_epi8(15), m2 = _mm512_set1_epi8(3);
+    /* pshufb controls: lane k takes i16 scale k (low vector) or 4 + k (high vector) */
+    const __m512i ctl_lo = _mm512_set_epi32(0x07060706, 0x07060706, 0x07060706, 0x07060706, 0x05040504, 0x05040504,
+                                            0x05040504, 0x05040504, 0x03020302, 0x03020302, 0x03020302, 0x03020302,
+                                            0x01000100, 0x01000100, 0x01000100, 0x01000100);
+    const __m512i ctl_hi = _mm512_add_epi8(ctl_lo, _mm512_set1_epi8(8));
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < K / VKL_QK_K; i++) {
+        prefetch_ahead_avx512(&b[i], sizeof b[i]);
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)b[i].scales);
+        const __m256i corr = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), _mm256_loadu_si256((const __m256i *)a[i].bsums));
+        __m512i isum = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5)));
+        for (int h = 0; h < 2; h++) {
+            const __m512i l = _mm512_loadu_si512(b[i].ql + 64 * h);
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(b[i].qh + 32 * h));
+            const __m512i h02 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+            const __m512i h46 = _mm512_srli_epi16(h02, 4);
+            const __m512i lo = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_slli_epi16(_mm512_and_si512(h02, m2), 4));
+            const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                               _mm512_slli_epi16(_mm512_and_si512(h46, m2), 4));
+            const __m512i sch = _mm512_broadcast_i32x4(_mm_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
+            const __m512i x0 = _mm512_loadu_si512(a[i].qs + 128 * h), x1 = _mm512_loadu_si512(a[i].qs + 128 * h + 64);
+            isum = _mm512_add_epi32(isum, _mm512_madd_epi16(_mm512_maddubs_epi16(lo, x0), _mm512_shuffle_epi8(sch, ctl_lo)));
+            isum = _mm512_add_epi32(isum, _mm512_madd_epi16(_mm512_maddubs_epi16(hi, x1), _mm512_shuffle_epi8(sch, ctl_hi)));
+        }
+        const float dd = h2f_avx512((const uint8_t *)&b[i].d) * a[i].d;
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(dd), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+/* Every row against every token with a one-token dot kernel (few tokens: generation). */
+#define DEF_ROWS512(name)                                                                           \
+    static TGT void gemm512_##name(int64_t K, const void *W, size_t ws, int64_t nr, const void *X, size_t xs, \
+                                   int64_t nt, float *y, int64_t ys) {                              \
+        for (int64_t r = 0; r < nr; r++)                                                            \
+            for (int64_t t = 0; t < nt; t++)                                                        \
+                y[t * ys + r] = dot512_##name(K, (const uint8_t *)W + r * ws, (const uint8_t *)X + t * xs); \
+    }
+DEF_ROWS512(q4_K)
+DEF_ROWS512(q6_K)
+
 void vkl_gemm_fill_avx512(vkl_kernel_set *ks) {
     fill_common_avx512(ks);
     ks->k[VKL_TYPE_Q4_0] = (vkl_gemm_kernel){gemm512_q4_0, VKL_ACT_Q8_32G};
     ks->k[VKL_TYPE_Q8_0] = (vkl_gemm_kernel){gemm512_q8_0, VKL_ACT_Q8_32G};
+    ks->k[VKL_TYPE_Q4_K] = (vkl_gemm_kernel){gemm512_q4_K, VKL_ACT_Q8_K};
+    ks->k[VKL_TYPE_Q6_K] = (vkl_gemm_kernel){gemm512_q6_K, VKL_ACT_Q8_K};
     vkl_mm_fill_avx512(ks); /* batches of VKL_MM_MIN_N tokens and more (matmul_avx512_mm.c) */
 }
 
