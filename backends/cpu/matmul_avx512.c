@@ -1,7 +1,8 @@
 /* AVX-512 (F/BW/VL/VNNI/VBMI) kernels: the 256-bit kernels of matmul_x86_impl.h with vpdpbusd,
- * plus 512-bit Q4_0 and Q8_0 kernels that handle four 32-blocks per step (the generation hot
- * path): vpermt2b gathers the quants and scales of 4 blocks from two loads, one vpdpbusd covers
- * two blocks. Batches of VKL_MM_MIN_N tokens or more go to matmul_avx512_mm.c. */
+ * plus 512-bit one-token kernels (the generation hot path): Q4_0 and Q8_0 handle four 32-blocks
+ * per step (vpermt2b gathers the quants and scales of 4 blocks from two loads, one vpdpbusd covers
+ * two blocks); Q4_K, Q5_K and Q6_K take 64 bytes of quants per load. Batches of VKL_MM_MIN_N tokens
+ * or more go to matmul_avx512_mm.c. */
 #if defined(__x86_64__) || defined(__i386__)
 
 #define TGT __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
@@ -219,25 +220,38 @@ INL __m512i q4k_ctl(int s) {
     return _mm512_inserti64x4(_mm512_set1_epi16((short)(0x8000 + s)), _mm256_set1_epi16((short)(0x8002 + s)), 1);
 }
 
-static TGT float dot512_q4_K(int64_t K, const void *w, const void *x) {
-    const vkl_block_q4_K *b = w;
-    const vkl_block_q8_K *a = x;
-    const __m512i m4 = _mm512_set1_epi8(15);
+/* Q4_K (five = 0) and Q5_K (five = 1) blocks: d and dmin first, then the fields at these offsets. */
+INL float dot512_q45_K(int64_t K, const uint8_t *w, size_t bsize, size_t o_scales, size_t o_qh, size_t o_qs,
+                       const vkl_block_q8_K *a, const int five) {
+    const __m512i m4 = _mm512_set1_epi8(15), one = _mm512_set1_epi8(1);
     /* low and high nibbles of the first 64-byte load: sub-blocks 0/2 and 1/3; second: 4/6, 5/7 */
     const __m512i ctl[4] = {q4k_ctl(0), q4k_ctl(1), q4k_ctl(4), q4k_ctl(5)};
     const __m128i dup_mins = _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
     __m512 acc = _mm512_setzero_ps();
     __m128 accm = _mm_setzero_ps();
     for (int64_t i = 0; i < K / VKL_QK_K; i++) {
-        prefetch_ahead_avx512(&b[i], sizeof b[i]);
-        const __m128i scm = q4k_scales_avx512(b[i].scales);
+        const uint8_t *b = w + (size_t)i * bsize;
+        prefetch_ahead_avx512(b, bsize);
+        const __m128i scm = q4k_scales_avx512(b + o_scales);
         const __m256i mins = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(scm, dup_mins));
         const __m256i pm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a[i].bsums), mins);
         const __m512i scv = _mm512_broadcast_i32x4(scm);
+        /* Q5_K: bit k of qh byte l is the fifth bit of element l of sub-block k; [qh | qh >> 2]
+         * puts the bits of sub-blocks 4h / 4h + 2 (and 4h + 1 / 4h + 3) at the same shift. */
+        __m512i qh2 = _mm512_setzero_si512();
+        if (five) {
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(b + o_qh));
+            qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+        }
         __m512i isum = _mm512_setzero_si512();
         for (int h = 0; h < 2; h++) {
-            const __m512i q = _mm512_loadu_si512(b[i].qs + 64 * h);
-            const __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+            const __m512i q = _mm512_loadu_si512(b + o_qs + 64 * h);
+            __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+            if (five) {
+                const __m512i hl = _mm512_srl_epi16(qh2, _mm_cvtsi32_si128(4 * h));
+                lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(hl, one), 4));
+                hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hl, 1), one), 4));
+            }
             const __m512i x0 = _mm512_loadu_si512(a[i].qs + 128 * h), x1 = _mm512_loadu_si512(a[i].qs + 128 * h + 64);
             const __m512i xlo = _mm512_shuffle_i64x2(x0, x1, 0x44), xhi = _mm512_shuffle_i64x2(x0, x1, 0xEE);
             const __m512i slo = _mm512_shuffle_epi8(scv, ctl[2 * h]), shi = _mm512_shuffle_epi8(scv, ctl[2 * h + 1]);
@@ -245,13 +259,22 @@ static TGT float dot512_q4_K(int64_t K, const void *w, const void *x) {
             isum = _mm512_add_epi32(isum, _mm512_madd_epi16(_mm512_maddubs_epi16(hi, xhi), shi));
         }
         const float dx = a[i].d;
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(h2f_avx512((const uint8_t *)&b[i].d) * dx), acc);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(h2f_avx512(b) * dx), acc);
         const __m128i pm4 = _mm_add_epi32(_mm256_castsi256_si128(pm), _mm256_extracti128_si256(pm, 1));
-        accm = _mm_fmadd_ps(_mm_cvtepi32_ps(pm4), _mm_set1_ps(h2f_avx512((const uint8_t *)&b[i].dmin) * dx), accm);
+        accm = _mm_fmadd_ps(_mm_cvtepi32_ps(pm4), _mm_set1_ps(h2f_avx512(b + 2) * dx), accm);
     }
     accm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
     accm = _mm_add_ss(accm, _mm_movehdup_ps(accm));
     return _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(accm);
+}
+
+static TGT float dot512_q4_K(int64_t K, const void *w, const void *x) {
+    return dot512_q45_K(K, w, sizeof(vkl_block_q4_K), offsetof(vkl_block_q4_K, scales), 0, offsetof(vkl_block_q4_K, qs), x, 0);
+}
+
+static TGT float dot512_q5_K(int64_t K, const void *w, const void *x) {
+    return dot512_q45_K(K, w, sizeof(vkl_block_q5_K), offsetof(vkl_block_q5_K, scales), offsetof(vkl_block_q5_K, qh),
+                        offsetof(vkl_block_q5_K, qs), x, 1);
 }
 
 /* Q6_K against Q8_K, 512 bits: per half (128 elements) one load of the 64 low-nibble bytes gives
@@ -302,6 +325,7 @@ static TGT float dot512_q6_K(int64_t K, const void *w, const void *x) {
                 y[t * ys + r] = dot512_##name(K, (const uint8_t *)W + r * ws, (const uint8_t *)X + t * xs); \
     }
 DEF_ROWS512(q4_K)
+DEF_ROWS512(q5_K)
 DEF_ROWS512(q6_K)
 
 void vkl_gemm_fill_avx512(vkl_kernel_set *ks) {
@@ -309,6 +333,7 @@ void vkl_gemm_fill_avx512(vkl_kernel_set *ks) {
     ks->k[VKL_TYPE_Q4_0] = (vkl_gemm_kernel){gemm512_q4_0, VKL_ACT_Q8_32G};
     ks->k[VKL_TYPE_Q8_0] = (vkl_gemm_kernel){gemm512_q8_0, VKL_ACT_Q8_32G};
     ks->k[VKL_TYPE_Q4_K] = (vkl_gemm_kernel){gemm512_q4_K, VKL_ACT_Q8_K};
+    ks->k[VKL_TYPE_Q5_K] = (vkl_gemm_kernel){gemm512_q5_K, VKL_ACT_Q8_K};
     ks->k[VKL_TYPE_Q6_K] = (vkl_gemm_kernel){gemm512_q6_K, VKL_ACT_Q8_K};
     vkl_mm_fill_avx512(ks); /* batches of VKL_MM_MIN_N tokens and more (matmul_avx512_mm.c) */
 }
