@@ -220,26 +220,34 @@ INL __m128i FN(q4k_scales)(const uint8_t *s) {
     return _mm_set_epi32((int)m47, (int)m03, (int)sc47, (int)sc03);
 }
 
-static TGT float FN(dot_q4_K)(int64_t K, const void *w, const void *x) {
-    const vkl_block_q4_K *b = w;
-    const vkl_block_q8_K *a = x;
-    const __m256i m4 = _mm256_set1_epi8(15);
+/* Q4_K (five = 0) and Q5_K (five = 1, a fifth bit per element: qh bit 2j / 2j+1 for the
+ * sub-blocks of group j). Both blocks start with d and dmin; the other fields are at the offsets. */
+INL float FN(dot_q45_K)(int64_t K, const uint8_t *w, size_t bsize, size_t o_scales, size_t o_qh, size_t o_qs,
+                        const vkl_block_q8_K *a, const int five) {
+    const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
     /* i16 broadcasts of scale byte n: shuffle control (n, zero) repeated */
     const __m256i sel0 = _mm256_set1_epi16((short)0x8000), step = _mm256_set1_epi16(1);
     const __m128i dup_mins = _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
     __m256 acc = _mm256_setzero_ps();
     __m128 accm = _mm_setzero_ps();
     for (int64_t i = 0; i < K / VKL_QK_K; i++) {
-        FN(prefetch_ahead)(&b[i], sizeof b[i]);
-        const __m128i scm = FN(q4k_scales)(b[i].scales);
+        const uint8_t *b = w + (size_t)i * bsize;
+        FN(prefetch_ahead)(b, bsize);
+        const __m128i scm = FN(q4k_scales)(b + o_scales);
         /* mins: sum_j m_j * (bsum[2j] + bsum[2j+1]) as 8 int32 lanes */
         const __m256i mins = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(scm, dup_mins));
         const __m256i pm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a[i].bsums), mins);
         const __m256i scv = _mm256_broadcastsi128_si256(scm);
+        const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(b + o_qh)) : _mm256_setzero_si256();
         __m256i sel = sel0, isum = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * j));
-            const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(b + o_qs + 32 * j));
+            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if (five) {
+                const __m256i hj = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * j));
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hj, one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hj, 1), one), 4));
+            }
             const __m256i x0 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * j));
             const __m256i x1 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * j + 32));
             const __m256i s0 = _mm256_shuffle_epi8(scv, sel);
@@ -250,56 +258,24 @@ static TGT float FN(dot_q4_K)(int64_t K, const void *w, const void *x) {
             isum = _mm256_add_epi32(isum, FN(dot_scaled)(hi, x1, s1));
         }
         const float dx = a[i].d;
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(FN(h2f)((const uint8_t *)&b[i].d) * dx), acc);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(FN(h2f)(b) * dx), acc);
         /* the min term, kept as 4 lanes until the end */
         const __m128i pm4 = _mm_add_epi32(_mm256_castsi256_si128(pm), _mm256_extracti128_si256(pm, 1));
-        accm = _mm_fmadd_ps(_mm_cvtepi32_ps(pm4), _mm_set1_ps(FN(h2f)((const uint8_t *)&b[i].dmin) * dx), accm);
+        accm = _mm_fmadd_ps(_mm_cvtepi32_ps(pm4), _mm_set1_ps(FN(h2f)(b + 2) * dx), accm);
     }
     accm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
     accm = _mm_add_ss(accm, _mm_movehdup_ps(accm));
     return FN(hsum)(acc) - _mm_cvtss_f32(accm);
 }
 
-/* Q5_K: Q4_K plus a fifth bit per element (qh bit 2j / 2j+1 for the sub-blocks of group j). */
+static TGT float FN(dot_q4_K)(int64_t K, const void *w, const void *x) {
+    return FN(dot_q45_K)(K, w, sizeof(vkl_block_q4_K), offsetof(vkl_block_q4_K, scales), 0, offsetof(vkl_block_q4_K, qs),
+                         x, 0);
+}
+
 static TGT float FN(dot_q5_K)(int64_t K, const void *w, const void *x) {
-    const vkl_block_q5_K *b = w;
-    const vkl_block_q8_K *a = x;
-    const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
-    const __m256i sel0 = _mm256_set1_epi16((short)0x8000), step = _mm256_set1_epi16(1);
-    const __m128i dup_mins = _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
-    __m256 acc = _mm256_setzero_ps();
-    __m128 accm = _mm_setzero_ps();
-    for (int64_t i = 0; i < K / VKL_QK_K; i++) {
-        FN(prefetch_ahead)(&b[i], sizeof b[i]);
-        const __m128i scm = FN(q4k_scales)(b[i].scales);
-        const __m256i mins = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(scm, dup_mins));
-        const __m256i pm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a[i].bsums), mins);
-        const __m256i scv = _mm256_broadcastsi128_si256(scm);
-        const __m256i qh = _mm256_loadu_si256((const __m256i *)b[i].qh);
-        __m256i sel = sel0, isum = _mm256_setzero_si256();
-        for (int j = 0; j < 4; j++) {
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * j));
-            const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4);
-            const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4);
-            const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), h0);
-            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), h1);
-            const __m256i x0 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * j));
-            const __m256i x1 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * j + 32));
-            const __m256i s0 = _mm256_shuffle_epi8(scv, sel);
-            sel = _mm256_add_epi16(sel, step);
-            const __m256i s1 = _mm256_shuffle_epi8(scv, sel);
-            sel = _mm256_add_epi16(sel, step);
-            isum = _mm256_add_epi32(isum, FN(dot_scaled)(lo, x0, s0));
-            isum = _mm256_add_epi32(isum, FN(dot_scaled)(hi, x1, s1));
-        }
-        const float dx = a[i].d;
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(FN(h2f)((const uint8_t *)&b[i].d) * dx), acc);
-        const __m128i pm4 = _mm_add_epi32(_mm256_castsi256_si128(pm), _mm256_extracti128_si256(pm, 1));
-        accm = _mm_fmadd_ps(_mm_cvtepi32_ps(pm4), _mm_set1_ps(FN(h2f)((const uint8_t *)&b[i].dmin) * dx), accm);
-    }
-    accm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
-    accm = _mm_add_ss(accm, _mm_movehdup_ps(accm));
-    return FN(hsum)(acc) - _mm_cvtss_f32(accm);
+    return FN(dot_q45_K)(K, w, sizeof(vkl_block_q5_K), offsetof(vkl_block_q5_K, scales), offsetof(vkl_block_q5_K, qh),
+                         offsetof(vkl_block_q5_K, qs), x, 1);
 }
 
 static TGT float FN(dot_q6_K)(int64_t K, const void *w, const void *x) {
