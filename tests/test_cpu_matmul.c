@@ -262,6 +262,7 @@ static void test_batch_shapes(void) {
     vkl_threadpool *tp = vkl_threadpool_create(2, &err);
     CHECK(tp != NULL, "%s", err.msg);
     if (!tp) return;
+    vkl_cpu_force_mm_min_n(4); /* the batch kernels from 4 tokens on, whatever their usual threshold */
     static const char *levels[] = {"scalar", "avx2", "avx512"};
     const vkl_type types[] = {VKL_TYPE_Q4_0, VKL_TYPE_Q8_0, VKL_TYPE_Q4_K, VKL_TYPE_Q6_K};
     const int64_t Ms[] = {17, 80};
@@ -297,6 +298,7 @@ static void test_batch_shapes(void) {
         }
     }
     vkl_cpu_force_simd(NULL);
+    vkl_cpu_force_mm_min_n(0);
     vkl_threadpool_destroy(tp);
 }
 

@@ -47,5 +47,8 @@ const char *vkl_cpu_simd_level(void);
  * "avx512"; NULL restores the best). Returns -1 if this CPU lacks that level. Not thread-safe
  * with respect to matmuls in flight. */
 int vkl_cpu_force_simd(const char *level);
+/* Tests: use the batch (repacking) matmul kernels from n tokens on instead of each type's measured
+ * threshold; 0 restores the thresholds. */
+void vkl_cpu_force_mm_min_n(int n);
 
 #endif

@@ -18,6 +18,7 @@ static simd_table g_tables[3]; /* scalar, avx2, avx512 */
 static int g_n_tables;
 static _Atomic(const simd_table *) g_active;
 static _Atomic(const simd_table *) g_forced;
+static atomic_int g_forced_mm_min_n; /* 0: the kernel set's own thresholds */
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -92,6 +93,8 @@ int vkl_cpu_force_simd(const char *level) {
         }
     return -1;
 }
+
+void vkl_cpu_force_mm_min_n(int n) { atomic_store(&g_forced_mm_min_n, n > 0 ? n : 0); }
 
 static int64_t block_size_of(vkl_type t) {
     const vkl_type_traits *tt = vkl_type_get(t);
@@ -196,7 +199,8 @@ void vkl_matmul_group(vkl_threadpool *tp, vkl_type wtype, int n, const vkl_matmu
     const int64_t bs = block_size_of(wtype);
     const simd_table *tab = active_table();
     const vkl_gemm_kernel *kern = bs > 0 ? &tab->ks.k[wtype] : NULL;
-    const bool batch = bs > 0 && N >= VKL_MM_MIN_N && tab->ks.mm[wtype].fn;
+    const int forced_min = atomic_load(&g_forced_mm_min_n);
+    const bool batch = bs > 0 && tab->ks.mm[wtype].fn && N >= (forced_min ? forced_min : tab->ks.mm_min_n[wtype]);
     if (batch) kern = &tab->ks.mm[wtype];
     if (!kern || !kern->fn || K <= 0 || K % bs != 0 || (kern->act != VKL_ACT_F32 && !scratch)) {
         /* Not a supported configuration: the oracle handles (or NaN-flags) it. */

@@ -1,8 +1,8 @@
 /* AVX-512 (F/BW/VL/VNNI/VBMI) kernels: the 256-bit kernels of matmul_x86_impl.h with vpdpbusd,
  * plus 512-bit one-token kernels (the generation hot path): Q4_0 and Q8_0 handle four 32-blocks
  * per step (vpermt2b gathers the quants and scales of 4 blocks from two loads, one vpdpbusd covers
- * two blocks); Q4_K, Q5_K and Q6_K take 64 bytes of quants per load. Batches of VKL_MM_MIN_N tokens
- * or more go to matmul_avx512_mm.c. */
+ * two blocks); Q4_K, Q5_K and Q6_K take 64 bytes of quants per load. Batches of more tokens (see
+ * mm_min_n) go to matmul_avx512_mm.c. */
 #if defined(__x86_64__) || defined(__i386__)
 
 #define TGT __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
@@ -335,7 +335,7 @@ void vkl_gemm_fill_avx512(vkl_kernel_set *ks) {
     ks->k[VKL_TYPE_Q4_K] = (vkl_gemm_kernel){gemm512_q4_K, VKL_ACT_Q8_K};
     ks->k[VKL_TYPE_Q5_K] = (vkl_gemm_kernel){gemm512_q5_K, VKL_ACT_Q8_K};
     ks->k[VKL_TYPE_Q6_K] = (vkl_gemm_kernel){gemm512_q6_K, VKL_ACT_Q8_K};
-    vkl_mm_fill_avx512(ks); /* batches of VKL_MM_MIN_N tokens and more (matmul_avx512_mm.c) */
+    vkl_mm_fill_avx512(ks); /* batches (matmul_avx512_mm.c) */
 }
 
 #else

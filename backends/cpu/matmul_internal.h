@@ -36,14 +36,15 @@ typedef void (*vkl_act_quant_fn)(const float *x, void *dst, int64_t K);
 /* Everything one SIMD level provides. */
 typedef struct vkl_kernel_set {
     vkl_gemm_kernel k[VKL_TYPE_COUNT]; /* index: vkl_type */
-    /* Batch kernels (fn NULL where absent), used from VKL_MM_MIN_N tokens on: any number of
+    /* Batch kernels (fn NULL where absent), used from mm_min_n[type] tokens on: any number of
      * rows and tokens per call; the driver hands them VKL_MM_ROWS rows at a time. */
     vkl_gemm_kernel mm[VKL_TYPE_COUNT];
+    int mm_min_n[VKL_TYPE_COUNT]; /* below it k[type] is faster (it reads the weights per few tokens
+                                     but does not repack them) */
     vkl_act_quant_fn quant_q8_32, quant_q8_K, quant_q8_32g; /* quant_q8_32g may be NULL */
 } vkl_kernel_set;
 
 #define VKL_MM_ROWS 64
-#define VKL_MM_MIN_N 4
 
 /* Each fills the entries it implements and leaves the others untouched. */
 void vkl_gemm_fill_scalar(vkl_kernel_set *ks);
