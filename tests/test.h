@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int t_pass_, t_fail_;
@@ -98,5 +99,37 @@ static inline void test_remove_tmp_dir(const char *dir) {
 static inline void test_path(char *buf, size_t n, const char *dir, const char *rel) {
     snprintf(buf, n, "%s/%s", dir, rel);
 }
+
+/* A whole file as a string the caller frees; "" (still to be freed) when it cannot be read. */
+static inline char *test_slurp(const char *path) {
+    char *s = test_read_file(path, NULL);
+    return s ? s : calloc(1, 1);
+}
+
+#ifdef VKLLM_CLI
+/* Runs `ENV 'vkllm' ARGS` through the shell (ENV and ARGS are shell fragments, ENV may be NULL),
+ * stdin from `input` (printf format text) or /dev/null, stdout to out_path (NULL: /dev/null) and
+ * stderr to err_path (NULL: with stdout). Returns the exit code, -signal if it was killed, -1 if
+ * it could not run. */
+static inline int test_run_cli(const char *env, const char *args, const char *input, const char *out_path,
+                               const char *err_path) {
+    char in[4096], out[1024], err[1024], cmd[16384];
+    if (input)
+        snprintf(in, sizeof in, "printf '%s' | ", input);
+    else
+        in[0] = 0;
+    snprintf(out, sizeof out, "'%s'", out_path ? out_path : "/dev/null");
+    if (err_path)
+        snprintf(err, sizeof err, "'%s'", err_path);
+    else
+        snprintf(err, sizeof err, "&1");
+    snprintf(cmd, sizeof cmd, "%s%s '%s' %s%s >%s 2>%s", in, env ? env : "", VKLLM_CLI, args, input ? "" : " </dev/null",
+             out, err);
+    const int st = system(cmd);
+    if (st == -1) return -1;
+    if (WIFSIGNALED(st)) return -WTERMSIG(st);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+#endif
 
 #endif

@@ -11,13 +11,7 @@ static char tmp_dir[256], out_path[512], err_path[512], empty_file[512], long_pr
 static const char *model; /* tiny-q8_0, or NULL without the fixtures */
 
 /* Runs `vkllm ARGS` (a shell fragment) with stdin from /dev/null; stdout/stderr into files. */
-static int run_cli(const char *args) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s </dev/null >'%s' 2>'%s'", VKLLM_CLI, args, out_path, err_path);
-    int st = system(cmd);
-    if (WIFSIGNALED(st)) return -WTERMSIG(st);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int run_cli(const char *args) { return test_run_cli(NULL, args, NULL, out_path, err_path); }
 
 static const char *file_text(const char *path) {
     static char buf[1 << 16];

@@ -11,10 +11,9 @@ static char out_path[512], err_path[512], svg_path[512], tmp_dir[256];
 
 /* Runs `vkllm bench ARGS` (a shell fragment); stdout and stderr go to files. */
 static int run_bench(const char *args) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' bench %s >'%s' 2>'%s'", VKLLM_CLI, args, out_path, err_path);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    char line[4096];
+    snprintf(line, sizeof line, "bench %s", args);
+    return test_run_cli(NULL, line, NULL, out_path, err_path);
 }
 
 static void expect_fail(const char *args, int code, const char *needle) {

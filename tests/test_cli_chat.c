@@ -11,24 +11,10 @@ static char out_path[512], err_path[512], tmp_dir[256];
 /* Runs `vkllm CMD ARGS` with stdin from the shell fragment `input` (printf format text, may be
  * NULL for /dev/null); returns the exit code, stdout/stderr in files. */
 static int run_cli(const char *cmd_args, const char *input) {
-    char cmd[8192];
-    if (input)
-        snprintf(cmd, sizeof cmd, "printf '%s' | '%s' %s >'%s' 2>'%s'", input, VKLLM_CLI, cmd_args, out_path, err_path);
-    else
-        snprintf(cmd, sizeof cmd, "'%s' %s </dev/null >'%s' 2>'%s'", VKLLM_CLI, cmd_args, out_path, err_path);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return test_run_cli(NULL, cmd_args, input, out_path, err_path);
 }
 
-static char *read_all(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = malloc(1 << 16);
-    size_t n = buf ? fread(buf, 1, (1 << 16) - 1, f) : 0;
-    if (buf) buf[n] = 0;
-    fclose(f);
-    return buf;
-}
+static char *read_all(const char *path) { return test_slurp(path); }
 
 
 static void expect_fail(const char *args, int code, const char *needle) {

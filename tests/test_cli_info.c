@@ -15,27 +15,14 @@ typedef struct run_result {
     char *out, *err; /* NUL-terminated, malloc'd */
 } run_result;
 
-static char *slurp(const char *path) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return calloc(1, 1);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *p = malloc((size_t)(n > 0 ? n : 0) + 1);
-    size_t got = n > 0 ? fread(p, 1, (size_t)n, fp) : 0;
-    p[got] = 0;
-    fclose(fp);
-    return p;
-}
-
 /* Runs `vkllm info ARGS` with stdout and stderr captured. */
 static run_result run_info(const char *args) {
-    char out[600], err[600], cmd[4096];
+    char out[600], err[600], line[4096];
     snprintf(out, sizeof out, "%s.out", tmp_base);
     snprintf(err, sizeof err, "%s.err", tmp_base);
-    snprintf(cmd, sizeof cmd, "'%s' info %s >'%s' 2>'%s'", VKLLM_CLI, args, out, err);
-    int st = system(cmd);
-    run_result r = {.code = (st != -1 && WIFEXITED(st)) ? WEXITSTATUS(st) : -1, .out = slurp(out), .err = slurp(err)};
+    snprintf(line, sizeof line, "info %s", args);
+    const int code = test_run_cli(NULL, line, NULL, out, err);
+    run_result r = {.code = code, .out = test_slurp(out), .err = test_slurp(err)};
     unlink(out);
     unlink(err);
     return r;

@@ -11,15 +11,11 @@ static char out_path[512], err_path[512], tmp_dir[256];
 
 static int run_cli(const char *env, const char *cmd, const char *args) {
     char line[4096];
-    snprintf(line, sizeof line, "%s '%s' %s %s >'%s' 2>'%s'", env ? env : "", VKLLM_CLI, cmd, args, out_path, err_path);
-    int st = system(line);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    snprintf(line, sizeof line, "%s %s", cmd, args);
+    return test_run_cli(env, line, NULL, out_path, err_path);
 }
 
-static char *slurp(const char *path) {
-    char *s = test_read_file(path, NULL);
-    return s ? s : calloc(1, 1);
-}
+static char *slurp(const char *path) { return test_slurp(path); }
 
 static void expect_fail(const char *args, int code, const char *needle) {
     int rc = run_cli(NULL, "plan", args);

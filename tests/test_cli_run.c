@@ -10,10 +10,9 @@ static char out_path[512], err_path[512], tmp_dir[256];
 
 /* Runs the CLI with args (a shell fragment); returns its exit code, stdout/stderr in files. */
 static int run_cli(const char *args) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' run %s >'%s' 2>'%s'", VKLLM_CLI, args, out_path, err_path);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    char line[4096];
+    snprintf(line, sizeof line, "run %s", args);
+    return test_run_cli(NULL, line, NULL, out_path, err_path);
 }
 
 static char *read_all(const char *path) {

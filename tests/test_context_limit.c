@@ -35,10 +35,9 @@ static int read_tokens(const char *path, tokens *t) {
 static char tmp_dir[256], out_path[512], err_path[512];
 
 static int run_cli(const char *args) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' run %s >'%s' 2>'%s'", VKLLM_CLI, args, out_path, err_path);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    char line[4096];
+    snprintf(line, sizeof line, "run %s", args);
+    return test_run_cli(NULL, line, NULL, out_path, err_path);
 }
 
 static const char *stderr_text(void) {

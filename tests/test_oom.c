@@ -12,10 +12,9 @@
 static char tmp_dir[256], out_path[512], err_path[512];
 
 static int run_cli(const char *env, const char *args) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s '%s' run %s </dev/null >'%s' 2>'%s'", env, VKLLM_CLI, args, out_path, err_path);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    char line[4096];
+    snprintf(line, sizeof line, "run %s", args);
+    return test_run_cli(env, line, NULL, out_path, err_path);
 }
 
 /* Lines that start with "vkllm run:" (the offload plan table may precede them). */
@@ -26,10 +25,7 @@ static int message_lines(const char *s) {
     return n;
 }
 
-static char *slurp(const char *path) {
-    char *s = test_read_file(path, NULL);
-    return s ? s : calloc(1, 1);
-}
+static char *slurp(const char *path) { return test_slurp(path); }
 
 int main(void) {
     const char *fx = test_fixtures_dir();
