@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "executor.h"
 #include "model.h"
@@ -339,6 +341,36 @@ static int offload_model(vkllm_model *mm, const vkl_backend_config *base_cfg, vk
     return 0;
 }
 
+/* Maps in the file pages of the weights the CPU reads straight from the mapping (its layers and
+ * head; not the token embeddings, of which a token reads one row), so the page faults are paid
+ * while loading rather than by the first prompt (1.1 GB: ~200 ms, the first 8-token prompt of a
+ * 1B model ran at a fifth of its speed). MADV_POPULATE_READ where the kernel has it (Linux 5.14),
+ * else one read per page. A hint: nothing fails if it does not happen. */
+static void prefault(const void *data, size_t n) {
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (!data || !n || page == 0 || page == (size_t)-1) return;
+    const uintptr_t a = (uintptr_t)data / page * page;
+#ifdef MADV_POPULATE_READ
+    if (madvise((void *)a, (uintptr_t)data + n - a, MADV_POPULATE_READ) == 0) return;
+#endif
+    const uintptr_t end = (uintptr_t)data + n;
+    unsigned char sink = *(const volatile unsigned char *)data;
+    for (uintptr_t q = a + page; q < end; q += page) sink ^= *(const volatile unsigned char *)q;
+    (void)sink;
+}
+
+static void prefault_cpu_weights(vkl_model *m) {
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        vkl_tensor *ts[9];
+        layer_tensors(m, l, ts);
+        for (int i = 0; i < 9; i++)
+            if ((ts[i]->flags & VKL_TF_EXTERNAL) && !ts[i]->buffer) prefault(ts[i]->data, vkl_tensor_nbytes(ts[i]));
+    }
+    vkl_tensor *head[] = {&m->output_norm, &m->output};
+    for (int i = 0; i < 2; i++)
+        if ((head[i]->flags & VKL_TF_EXTERNAL) && !head[i]->buffer) prefault(head[i]->data, vkl_tensor_nbytes(head[i]));
+}
+
 vkllm_model_params vkllm_model_default_params(void) {
     return (vkllm_model_params){.kv_type = VKLLM_KV_F16};
 }
@@ -386,6 +418,7 @@ vkllm_model *vkllm_model_load(const char *path, const vkllm_model_params *params
     if (make_plan(mm->m, mm->cpu, &p, n_ctx, n_batch, &mm->layer_bytes, &mm->plan, ERR(err))) goto fail;
     mm->plan.model.layer_bytes = mm->layer_bytes;
     if (!(mm->plan_text = describe(&mm->plan, ERR(err))) || offload_model(mm, &cfg, ERR(err))) goto fail;
+    prefault_cpu_weights(mm->m);
     const vkl_hparams *hp = &mm->m->hp;
     snprintf(mm->desc, sizeof mm->desc, "%s, %d layers, %d embd, %d/%d heads, %d ff, %d vocab, %s weights", hp->arch,
              hp->n_layer, hp->n_embd, hp->n_head, hp->n_head_kv, hp->n_ff, hp->n_vocab,
