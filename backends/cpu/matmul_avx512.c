@@ -125,24 +125,24 @@ INL void grp_q8_0(const uint8_t *b, const idx_set *ix, grp4 *g) {
         }                                                                                           \
         return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));                                         \
     }                                                                                               \
-    INL void row1_tok4_##name(const uint8_t *row, const void *X, size_t xs, int64_t nb, float *y,   \
-                              int64_t ys, const idx_set *ixp) {                                     \
+    /* One row against C <= 4 tokens: each decoded group serves all of them. */                 \
+    INL void row1_tokc_##name(const int C, const uint8_t *row, const void *X, size_t xs, int64_t nb, \
+                              float *y, int64_t ys, const idx_set *ixp) {                           \
         const idx_set ix = *ixp;                                                                    \
-        const float *xd0 = XD(0), *xd1 = XD(1), *xd2 = XD(2), *xd3 = XD(3);                         \
-        const int8_t *xq0 = XQ(0), *xq1 = XQ(1), *xq2 = XQ(2), *xq3 = XQ(3);                        \
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                 \
+        const float *xd[4];                                                                         \
+        const int8_t *xq[4];                                                                        \
+        __m512 a[4];                                                                                \
+        UNROLL4 for (int j = 0; j < C; j++) {                                                       \
+            xd[j] = XD(j);                                                                          \
+            xq[j] = XQ(j);                                                                          \
+            a[j] = _mm512_setzero_ps();                                                             \
+        }                                                                                           \
         for (int64_t gi = 0; gi < nb / 4; gi++) {                                                   \
             grp4 g;                                                                                 \
             grp_##name(row + gi * 4 * sizeof(BLK), &ix, &g);                                        \
-            TOKEN_STEP(g, xd0, xq0, 4 * gi, OFF4, a0);                                              \
-            TOKEN_STEP(g, xd1, xq1, 4 * gi, OFF4, a1);                                              \
-            TOKEN_STEP(g, xd2, xq2, 4 * gi, OFF4, a2);                                              \
-            TOKEN_STEP(g, xd3, xq3, 4 * gi, OFF4, a3);                                              \
+            UNROLL4 for (int j = 0; j < C; j++) TOKEN_STEP(g, xd[j], xq[j], 4 * gi, OFF4, a[j]);    \
         }                                                                                           \
-        y[0] = _mm512_reduce_add_ps(a0);                                                            \
-        y[ys] = _mm512_reduce_add_ps(a1);                                                           \
-        y[2 * ys] = _mm512_reduce_add_ps(a2);                                                       \
-        y[3 * ys] = _mm512_reduce_add_ps(a3);                                                       \
+        UNROLL4 for (int j = 0; j < C; j++) y[j * ys] = _mm512_reduce_add_ps(a[j]);                 \
     }                                                                                               \
     INL void row2_tok4_##name(const uint8_t *row0, const uint8_t *row1, const void *X, size_t xs,   \
                               int64_t nb, float *y, int64_t ys, const idx_set *ixp) {               \
@@ -192,12 +192,14 @@ INL void grp_q8_0(const uint8_t *b, const idx_set *ix, grp4 *g) {
                 if (two)                                                                            \
                     row2_tok4_##name(row, row + ws, (const uint8_t *)X + t * xs, xs, nb, y + t * ys + r, ys, &ix); \
                 else                                                                                \
-                    row1_tok4_##name(row, (const uint8_t *)X + t * xs, xs, nb, y + t * ys + r, ys, &ix); \
+                    row1_tokc_##name(4, row, (const uint8_t *)X + t * xs, xs, nb, y + t * ys + r, ys, &ix); \
             }                                                                                       \
             for (int k = 0; k <= two; k++) {                                                        \
-                const uint8_t *rk = row + k * ws;                                                   \
-                for (int64_t t = nt4; t < nt; t++)                                                  \
-                    y[t * ys + r + k] = row1_tok1_##name(rk, XD(t), XQ(t), nb, &ix);                \
+                const uint8_t *rk = row + k * ws, *X4 = (const uint8_t *)X + nt4 * xs;             \
+                float *y4 = y + nt4 * ys + r + k;                                                   \
+                if (nt - nt4 == 1) y4[0] = row1_tok1_##name(rk, XD(nt4), XQ(nt4), nb, &ix);        \
+                if (nt - nt4 == 2) row1_tokc_##name(2, rk, X4, xs, nb, y4, ys, &ix);               \
+                if (nt - nt4 == 3) row1_tokc_##name(3, rk, X4, xs, nb, y4, ys, &ix);               \
                 if (nb % 4) row_tail_##name(rk, X, xs, nb, nt, y + r + k, ys);                      \
             }                                                                                       \
             r += two;                                                                               \
