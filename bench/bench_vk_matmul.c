@@ -1,10 +1,13 @@
 /* Vulkan matmul throughput (weight GB/s) for the shapes of a ~1B model (2048x2048, 5632x2048),
  * next to the CPU backend's vkl_matmul on the same data.
  * Usage: bench_vk_matmul [device_index] [mv_wg] [rows] [reps] [types: q4_0,q8_0,...] [lane: 0/1]
- *                        [texel: 0/1] [tokens]
+ *                        [texel: 0/1] [tokens] [x8: 0/1]
  * (0 / absent: the defaults vk_ops picks for the device). rows sets the rows per invocation or
  * workgroup of the mat-vec shaders and of the texel-buffer Q4_0/Q8_0 shaders used on CPU devices
- * (texel 0 disables those); tokens > 1 times the matrix-matrix product of that many tokens. */
+ * (texel 0 disables those); tokens > 1 times the matrix-matrix product of that many tokens;
+ * x8 0 disables the integer Q4_0 mat-vec (x quantized to 8 bits) of CPU devices.
+ * Env VKLLM_BENCH_SHAPES="MxK,..." replaces the two shapes (e.g. 32000x2048, the output layer of
+ * the 1B model, is larger than the caches). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +116,7 @@ int main(int argc, char **argv) {
     if (argc > 6) ops.mv_lane = atoi(argv[6]) != 0;
     if (argc > 7) ops.texel_q = ops.texel_q && atoi(argv[7]) != 0;
     const int64_t n_tok = argc > 8 && atoi(argv[8]) > 0 ? atoi(argv[8]) : 1;
+    if (argc > 9) ops.tb_x8 = ops.tb_x8 && atoi(argv[9]) != 0;
     printf("device %s, mat-vec %s, workgroup %u, rows/workgroup %u, cpu %s x2 threads\n",
            ctx.info.props.deviceName, ops.mv_lane ? "row per invocation" : "workgroup per rows",
            ops.mv_wg, ops.mv_lane ? ops.mv_wg * ops.mv_rows : ops.mv_rows, vkl_cpu_simd_level());
@@ -124,8 +128,18 @@ int main(int argc, char **argv) {
             fprintf(stderr, "unknown type %s\n", tok);
             continue;
         }
-        bench_one(&ops, al, seq, tp, (vkl_type)t, 2048, 2048, n_tok, reps);
-        bench_one(&ops, al, seq, tp, (vkl_type)t, 5632, 2048, n_tok, reps);
+        const char *shapes = getenv("VKLLM_BENCH_SHAPES");
+        char sbuf[256];
+        snprintf(sbuf, sizeof sbuf, "%s", shapes && *shapes ? shapes : "2048x2048,5632x2048");
+        char *save = NULL;
+        for (char *sh = strtok_r(sbuf, ",", &save); sh; sh = strtok_r(NULL, ",", &save)) {
+            long long M = 0, K = 0;
+            if (sscanf(sh, "%lldx%lld", &M, &K) != 2 || M <= 0 || K <= 0) {
+                fprintf(stderr, "bad shape %s\n", sh);
+                continue;
+            }
+            bench_one(&ops, al, seq, tp, (vkl_type)t, M, K, n_tok, reps);
+        }
     }
     vkl_threadpool_destroy(tp);
     vkl_vk_seq_destroy(seq);

@@ -79,6 +79,13 @@ static bool submit(int rc, vkl_error *err) {
 /* ---- MUL_MAT ------------------------------------------------------------------------------- */
 
 static double mm_worst[VKL_TYPE_COUNT];
+static double x8_worst_cpu, x8_worst_ref;
+
+/* Whether vk_ops takes the integer Q4_0 mat-vec with x quantized to 8 bits for this call (test
+ * buffers are fresh allocations, so the texel-buffer alignment holds). */
+static bool x8_path(vkl_type t, int64_t K, int64_t N) {
+    return ops.texel_q && ops.tb_x8 && t == VKL_TYPE_Q4_0 && K % 256 == 0 && (N == 1 || ops.tb_mm_rows == 0);
+}
 
 static void test_mul_mat(vkl_type t, int64_t M, int64_t K, int64_t N) {
     const vkl_type_traits *tr = vkl_type_get(t);
@@ -91,6 +98,12 @@ static void test_mul_mat(vkl_type t, int64_t M, int64_t K, int64_t N) {
     if (!w || !ref || !y || !deq || !mag) exit(1);
     for (int64_t r = 0; r < M; r++) tr->from_f32(wf + r * K, w + r * row_bytes, K);
     vkl_matmul_ref(t, w, row_bytes, M, K, x, N, ref);
+    /* the x8 path computes what the CPU backend's fast kernels compute (x quantized to 8 bits) */
+    const bool x8 = x8_path(t, K, N);
+    float *ref8 = x8 ? malloc((size_t)(M * N) * sizeof *ref8) : NULL;
+    void *scratch = x8 ? malloc(vkl_matmul_scratch_size(t, K, N) + 64) : NULL;
+    if (x8 && (!ref8 || !scratch)) exit(1);
+    if (x8) vkl_matmul(NULL, t, w, row_bytes, M, K, x, N, ref8, scratch);
     for (int64_t r = 0; r < M; r++) { /* sum |w x| bounds the rounding error */
         tr->to_f32(w + r * row_bytes, deq, K);
         for (int64_t n = 0; n < N; n++)
@@ -111,22 +124,33 @@ static void test_mul_mat(vkl_type t, int64_t M, int64_t K, int64_t N) {
                                 &err))
             continue;
         download(&by, y, (size_t)(M * N) * 4);
-        double worst = 0;
+        double worst = 0, worst8 = 0;
         for (int64_t i = 0; i < M * N; i++) {
             double e = fabs((double)y[i] - ref[i]) / (mag[i] + 1e-6);
             if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
+            e = x8 ? fabs((double)y[i] - ref8[i]) / (mag[i] + 1e-6) : 0;
+            if (!(e <= worst8)) worst8 = isnan(e) ? INFINITY : e;
         }
-        if (worst > mm_worst[t]) mm_worst[t] = worst;
-        CHECK(worst < 1e-4, "mul_mat %s M=%lld K=%lld N=%lld%s: relative error %g", tr->name,
-              (long long)M, (long long)K, (long long)N,
-              N == 1 ? (ops.mv_lane ? " (row per invocation)" : " (rows per workgroup)") : "",
-              worst);
+        if (x8) {
+            /* against the CPU's quantized kernels: float summation order only (and, rarely, an x
+             * rounded the other way); against the f32 oracle: the 8-bit quantization of x */
+            x8_worst_cpu = VKL_MAX(x8_worst_cpu, worst8);
+            x8_worst_ref = VKL_MAX(x8_worst_ref, worst);
+            CHECK(worst8 < 2e-5 && worst < 3e-3, "mul_mat x8 %s M=%lld K=%lld N=%lld: relative error %g vs cpu, %g vs f32",
+                  tr->name, (long long)M, (long long)K, (long long)N, worst8, worst);
+        } else {
+            if (worst > mm_worst[t]) mm_worst[t] = worst;
+            CHECK(worst < 1e-4, "mul_mat %s M=%lld K=%lld N=%lld%s: relative error %g", tr->name,
+                  (long long)M, (long long)K, (long long)N,
+                  N == 1 ? (ops.mv_lane ? " (row per invocation)" : " (rows per workgroup)") : "",
+                  worst);
+        }
     }
     ops.mv_lane = lane_default;
     vkl_vk_free(alloc, &bw);
     vkl_vk_free(alloc, &bx);
     vkl_vk_free(alloc, &by);
-    free(wf), free(x), free(w), free(ref), free(y), free(deq), free(mag);
+    free(wf), free(x), free(w), free(ref), free(y), free(deq), free(mag), free(ref8), free(scratch);
 }
 
 /* ---- GET_ROWS ------------------------------------------------------------------------------ */
@@ -451,8 +475,20 @@ int main(void) {
             test_mul_mat(t, 9, 256, 33);
         }
     }
+    /* the integer Q4_0 mat-vec (x8): 3 rows per invocation become a pair of pairs, batches as a
+     * mat-vec per token, several row groups; then the float shader it replaces */
+    const bool tb_x8_default = ops.tb_x8;
+    ops.tb_rows = 3;
+    ops.tb_mm_rows = 0;
+    test_mul_mat(VKL_TYPE_Q4_0, 37, 512, 1);
+    test_mul_mat(VKL_TYPE_Q4_0, 5, 256, 3);
     ops.tb_rows = tb_rows_default;
     ops.tb_mm_rows = tb_mm_rows_default;
+    for (int x8 = 0; x8 < (tb_x8_default ? 2 : 1); x8++) {
+        ops.tb_x8 = tb_x8_default && !x8;
+        test_mul_mat(VKL_TYPE_Q4_0, 301, 2048, 1);
+    }
+    ops.tb_x8 = tb_x8_default;
     /* Weights split over several bindings (a lowered binding limit stands in for a huge tensor). */
     ops.max_binding = 3000;
     test_mul_mat(VKL_TYPE_Q4_0, 300, 256, 1); /* 144-byte rows: 20 rows per binding */
@@ -493,6 +529,8 @@ int main(void) {
 
     for (size_t ti = 0; ti < VKL_ARRAY_LEN(types); ti++)
         printf("mul_mat %-5s max relative error %.3g\n", vkl_type_name(types[ti]), mm_worst[types[ti]]);
+    printf("mul_mat q4_0 x8 (integer, x quantized): max relative error %.3g vs the cpu kernels, %.3g vs f32\n",
+           x8_worst_cpu, x8_worst_ref);
     printf("rms_norm %.3g  add %.3g  swiglu %.3g  copy %.3g  rope %.3g  kv_store %.3g  "
            "attention f16 %.3g f32 %.3g\n",
            worst_rms, worst_add, worst_swiglu, worst_copy, worst_rope, worst_kv, worst_attn16,

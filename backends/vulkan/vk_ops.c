@@ -35,6 +35,7 @@ int vkl_vk_ops_init(vkl_vk_ops *ops, vkl_vk_context *ctx, vkl_error *err) {
     ops->texel_q = ops->mv_lane && texels;
     ops->attn_tb = ops->mv_lane && texels;
     ops->tb_rows = 16;
+    ops->tb_x8 = ops->texel_q;
     ops->tb_mm_rows = 8;
     ops->norm_wg = VKL_MIN(VKL_MAX(4 * sg, 64u), 256u);
     if (ops->norm_wg / sg > 32) ops->norm_wg = 32 * sg;
@@ -149,7 +150,8 @@ static bool use_texels(const vkl_vk_ops *ops, vkl_type wtype, vkl_vk_range w, in
     return vkl_vk_texels_ok(ops->ctx, xr) && vkl_vk_texels_ok(ops->ctx, wr);
 }
 
-/* N == 1: mul_mat_vec_tb.comp (tb_rows rows per invocation); N > 1: mul_mat_tb.comp (tb_mm_rows
+/* N == 1: mul_mat_vec_tb.comp (tb_rows rows per invocation), for Q4_0 with tb_x8 its integer
+ * version mul_mat_vec_tb_x8.comp (rows rounded up to even); N > 1: mul_mat_tb.comp (tb_mm_rows
  * rows and TB_MM_TOKENS tokens per invocation). */
 static int mul_mat_texels(vkl_vk_ops *ops, vkl_vk_seq *seq, vkl_type wtype, vkl_vk_range w,
                           int64_t M, int64_t K, vkl_vk_range x, int64_t N, vkl_vk_range y,
@@ -163,15 +165,17 @@ static int mul_mat_texels(vkl_vk_ops *ops, vkl_vk_seq *seq, vkl_type wtype, vkl_
     const uint64_t max_bytes = VKL_MIN((uint64_t)ops->max_binding,
                                        (uint64_t)ops->ctx->limits.maxTexelBufferElements * 16);
     const bool vec = N == 1 || ops->tb_mm_rows == 0; /* mat-vec per token */
-    const uint32_t wg = 8, rows = VKL_MAX(VKL_MIN(vec ? ops->tb_rows : ops->tb_mm_rows, vec ? 16u : 8u), 1u);
-    const uint32_t rows_per_group = wg * rows;
+    const bool x8 = vec && ops->tb_x8 && wtype == VKL_TYPE_Q4_0; /* integer mat-vec: rows in pairs */
+    uint32_t rows = VKL_MAX(VKL_MIN(vec ? ops->tb_rows : ops->tb_mm_rows, vec ? 16u : 8u), 1u);
+    if (x8) rows += rows % 2;
+    const uint32_t wg = 8, rows_per_group = wg * rows;
     /* rows per binding: whole workgroups where possible, and within the grid limit */
     int64_t per = (int64_t)(max_bytes / row_bytes);
     if (per >= rows_per_group) per = per / rows_per_group * rows_per_group;
     per = VKL_MIN(per, (int64_t)MAX_GROUPS * rows_per_group);
     if (per <= 0) return vkl_fail(err, "vulkan mul_mat: one row of %zu bytes exceeds a binding", row_bytes);
     char name[64];
-    shader_name(name, sizeof name, vec ? "mul_mat_vec_tb" : "mul_mat_tb", wtype);
+    shader_name(name, sizeof name, x8 ? "mul_mat_vec_tb_x8" : vec ? "mul_mat_vec_tb" : "mul_mat_tb", wtype);
     const uint32_t spec[2] = {wg, rows};
     const vkl_vk_pipeline *p = vkl_vk_pipeline_get_tb(ops->pipes, name, 3, 3u, sizeof(mm_push), spec, 2, err);
     if (!p) return -1;

@@ -45,6 +45,10 @@ typedef struct vkl_vk_ops {
     bool texel_q;            /* CPU devices: Q4_0/Q8_0 MUL_MAT reads weights and x as texel buffers
                               * where K % 256 == 0 and offsets are 16-byte aligned */
     uint32_t tb_rows;        /* rows per invocation of mul_mat_vec_tb.comp (1..16) */
+    bool tb_x8;              /* CPU devices: Q4_0 mat-vec in integer math with x quantized to 8
+                              * bits per block of 32 like the CPU backend (mul_mat_vec_tb_x8.comp,
+                              * tb_rows rounded up to even), where the texel-buffer shaders apply;
+                              * also for batches when tb_mm_rows is 0 (mat-vec per token) */
     uint32_t tb_mm_rows;     /* rows per invocation of mul_mat_tb.comp (1..8; 0: batches use
                               * mul_mat_vec_tb.comp per token) */
     bool attn_tb;            /* CPU devices: attention_tb.comp (K/V through texel buffers) */
