@@ -20,22 +20,36 @@
 #include "membw.h"
 #include "cpupeak.h"
 
-/* Best-of-7 read bandwidth in GB/s with n_threads threads over a 512 MiB buffer; 0 on failure. */
-static double measure_membw(int n_threads) {
+/* The host's read bandwidth, measured next to each timed generation pass: on a shared machine it
+ * drifts by up to 2x from one minute to the next, so each pass is compared with the larger of the
+ * measurements just before and just after it. */
+typedef struct membw_probe {
+    uint8_t *buf;
+    size_t n;
+    vkl_threadpool *tp;
+} membw_probe;
+
+static int membw_open(membw_probe *p, int n_threads) {
     vkl_error err = {{0}};
-    const size_t n = (size_t)512 << 20;
-    uint8_t *buf = vkl_aligned_alloc(4096, n, &err);
-    vkl_threadpool *tp = buf ? vkl_threadpool_create(n_threads, &err) : NULL;
-    double best = 0;
-    if (tp) {
-        memset(buf, 1, n);
-        best = bench_read_bw(tp, buf, n, 7);
-    } else {
+    p->n = (size_t)512 << 20;
+    p->buf = vkl_aligned_alloc(4096, p->n, &err);
+    p->tp = p->buf ? vkl_threadpool_create(n_threads, &err) : NULL;
+    if (!p->tp) {
         fprintf(stderr, "bench_cpu: membw: %s\n", err.msg);
+        vkl_aligned_free(p->buf);
+        p->buf = NULL;
+        return -1;
     }
-    vkl_threadpool_destroy(tp);
-    vkl_aligned_free(buf);
-    return best;
+    memset(p->buf, 1, p->n);
+    return 0;
+}
+
+/* Best of `passes` passes over the 512 MiB buffer in GB/s; 0 without a probe. */
+static double membw_measure(membw_probe *p, int passes) { return p->tp ? bench_read_bw(p->tp, p->buf, p->n, passes) : 0; }
+
+static void membw_close(membw_probe *p) {
+    vkl_threadpool_destroy(p->tp);
+    vkl_aligned_free(p->buf);
 }
 
 /* Best-of-5 int8 multiply-accumulates per second with n_threads threads; 0 if unmeasured. */
@@ -148,6 +162,7 @@ int main(int argc, char **argv) {
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)VKL_MAX(VKL_MAX(n_pp, n_tg), 1));
     double *pp_s = calloc((size_t)reps, sizeof(double)), *tg_s = calloc((size_t)reps, sizeof(double));
     int rc = 1;
+    membw_probe probe = {0};
     if (!c || !toks || !pp_s || !tg_s) {
         fprintf(stderr, "bench_cpu: %s\n", c ? "out of memory" : err.msg);
         goto done;
@@ -159,18 +174,27 @@ int main(int argc, char **argv) {
     }
     printf("model: %s (%s)\nthreads: %d, simd: %s\n", path, vkllm_model_desc(m), n_threads, vkl_cpu_simd_level());
 
+    if (do_membw) membw_open(&probe, n_threads);
     /* Warm-up: one short pass of each kind (touches code, scratch and the first cache pages). */
     if ((n_pp > 0 && bench_time_pp(c, toks, VKL_MIN(n_pp, 32), &err) < 0) || (n_tg > 0 && bench_time_tg(c, toks, VKL_MIN(n_tg, 8), &err) < 0)) {
         fprintf(stderr, "bench_cpu: %s\n", err.msg);
         goto done;
     }
+    double bw_at[1001]; /* bw_at[r]: just before generation pass r; bw_at[reps]: after the last */
     for (int r = 0; r < reps; r++) {
-        if ((n_pp > 0 && (pp_s[r] = bench_time_pp(c, toks, n_pp, &err)) < 0) || (n_tg > 0 && (tg_s[r] = bench_time_tg(c, toks, n_tg, &err)) < 0)) {
+        if (n_pp > 0 && (pp_s[r] = bench_time_pp(c, toks, n_pp, &err)) < 0) {
+            fprintf(stderr, "bench_cpu: %s\n", err.msg);
+            goto done;
+        }
+        bw_at[r] = membw_measure(&probe, 3);
+        if (n_tg > 0 && (tg_s[r] = bench_time_tg(c, toks, n_tg, &err)) < 0) {
             fprintf(stderr, "bench_cpu: %s\n", err.msg);
             goto done;
         }
     }
-    const double bw = do_membw ? measure_membw(n_threads) : 0;
+    bw_at[reps] = membw_measure(&probe, 3);
+    double bw = 0;
+    for (int r = 0; r <= reps; r++) bw = VKL_MAX(bw, bw_at[r]);
     /* Average context of a generated token: positions 1..n_tg. */
     const double tok_bytes = mb.matmul + mb.embd_row + mb.kv_per_pos * (n_tg + 1) / 2.0;
     double rate[1000], mean_pp = 0, sd_pp = 0, best_pp = 0, mean_tg = 0, sd_tg = 0, best_tg = 0;
@@ -183,13 +207,26 @@ int main(int argc, char **argv) {
         for (int r = 0; r < reps; r++) rate[r] = n_tg / tg_s[r];
         bench_stats(rate, reps, &mean_tg, &sd_tg, &best_tg);
         const double gbs = mean_tg * tok_bytes / 1e9, best_gbs = best_tg * tok_bytes / 1e9;
-        printf("tg%-5d %9.2f +- %6.2f tok/s  (%.2f ms/token, best %.2f tok/s)  %.1f MB/token  %.2f GB/s (best %.2f)", n_tg,
+        printf("tg%-5d %9.2f +- %6.2f tok/s  (%.2f ms/token, best %.2f tok/s)  %.1f MB/token  %.2f GB/s (best %.2f)\n", n_tg,
                mean_tg, sd_tg, 1e3 / mean_tg, best_tg, tok_bytes / 1e6, gbs, best_gbs);
-        if (bw > 0) printf("  %.1f%% of membw (best %.1f%%)", 100.0 * gbs / bw, 100.0 * best_gbs / bw);
-        printf("\n");
+        if (bw > 0) {
+            /* each pass against the larger bandwidth measured next to it */
+            double share = 0, best_share = 0;
+            for (int r = 0; r < reps; r++) {
+                const double near = VKL_MAX(bw_at[r], bw_at[r + 1]), sr = n_tg / tg_s[r] * tok_bytes / 1e9 / near;
+                share += sr / reps;
+                best_share = VKL_MAX(best_share, sr);
+            }
+            printf("tg share of the read bandwidth measured around each pass: %.1f%% (best pass %.1f%%); "
+                   "of the best bandwidth seen in the run: %.1f%%\n", 100.0 * share, 100.0 * best_share, 100.0 * gbs / bw);
+        }
     }
     if (n_pp > 0 && n_tg > 0) printf("pp/tg per-token speed ratio: %.2fx\n", mean_pp / mean_tg);
-    if (bw > 0) printf("membw (%d threads): %.2f GB/s\n", n_threads, bw);
+    if (bw > 0) {
+        printf("membw (%d threads, best of 3 passes, before each generation pass and after the last):", n_threads);
+        for (int r = 0; r <= reps; r++) printf(" %.2f", bw_at[r]);
+        printf(" GB/s\n");
+    }
     const char *peak_what = "none";
     const double peak = do_peak ? measure_int8_peak(n_threads, &peak_what) : 0;
     if (peak > 0) {
@@ -202,6 +239,7 @@ int main(int argc, char **argv) {
     }
     rc = 0;
 done:
+    membw_close(&probe);
     free(toks);
     free(pp_s);
     free(tg_s);
