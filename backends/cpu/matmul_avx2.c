@@ -6,7 +6,10 @@
 #define DOT_U8S8(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
 #include "cpu/matmul_x86_impl.h"
 
-void vkl_gemm_fill_avx2(vkl_kernel_set *ks) { fill_common_avx2(ks); }
+void vkl_gemm_fill_avx2(vkl_kernel_set *ks) {
+    fill_common_avx2(ks);
+    vkl_mm_fill_avx2(ks);
+}
 
 #else
 #include "cpu/matmul_internal.h"

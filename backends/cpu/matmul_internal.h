@@ -51,6 +51,7 @@ void vkl_gemm_fill_scalar(vkl_kernel_set *ks);
 void vkl_gemm_fill_avx2(vkl_kernel_set *ks);
 void vkl_gemm_fill_avx512(vkl_kernel_set *ks);
 void vkl_mm_fill_avx512(vkl_kernel_set *ks);
+void vkl_mm_fill_avx2(vkl_kernel_set *ks); /* AVX2 batch kernels (matmul_avx2_mm.c) */
 
 /* Activation quantizers (portable); one row of K values. */
 size_t vkl_act_row_size(vkl_act_format f, int64_t K);
