@@ -33,6 +33,15 @@ typedef struct mm_panels {
     _Alignas(64) float m[MM_PANELS][MM_BMAX * 16]; /* [block][row] Q4_K mins (d_min * m) */
 } mm_panels;
 
+/* The register arrays (P[2][MM_TC], F, w...) stay in registers only when the loops over them are
+ * fully unrolled; clang takes "GCC unroll N" as a count and leaves them rolled (its mm_q4_0 had a
+ * third of gcc's vpdpbusd and many stack accesses). */
+#if defined(__clang__)
+#define MM_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define MM_UNROLL _Pragma("GCC unroll 8")
+#endif
+
 static const uint8_t g_zero_block[256]; /* stands in for the blocks of rows past the end */
 
 /* Pointer to block b of panel row r (rows past nr read a zero block). */
@@ -187,45 +196,45 @@ INL void tile(const int MODE, const int R, const int C, const mm_panels *pn, int
     const uint8_t *xq[MM_TC];
     const vkl_block_q8_K *xk[MM_TC];
     __m512 F[2][MM_TC];
-    _Pragma("GCC unroll 8") for (int t = 0; t < C; t++) {
+    MM_UNROLL for (int t = 0; t < C; t++) {
         if (MODE != MODE_Q32) {
             xk[t] = (const vkl_block_q8_K *)(X + (size_t)t * xs) + b0 / BPS;
         } else {
             xd[t] = (const float *)(X + (size_t)t * xs);
             xq[t] = (const uint8_t *)(xd[t] + 2 * nb) + 32 * b0;
         }
-        _Pragma("GCC unroll 2") for (int j = 0; j < R; j++)
+        MM_UNROLL for (int j = 0; j < R; j++)
             F[j][t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask[j], y + t * ys + 16 * j);
     }
     const __m512 offv = _mm512_set1_ps(off);
     for (int64_t b = 0; b < nbs; b++) {
         __m512i P[2][MM_TC];
-        _Pragma("GCC unroll 8") for (int t = 0; t < C; t++)
-            _Pragma("GCC unroll 2") for (int j = 0; j < R; j++) P[j][t] = _mm512_setzero_si512();
+        MM_UNROLL for (int t = 0; t < C; t++)
+            MM_UNROLL for (int j = 0; j < R; j++) P[j][t] = _mm512_setzero_si512();
         const uint8_t *wq = pn->q[p0] + b * 64 * K4;
-        _Pragma("GCC unroll 8") for (int k4 = 0; k4 < K4; k4++) {
+        MM_UNROLL for (int k4 = 0; k4 < K4; k4++) {
             __m512i w[2];
-            _Pragma("GCC unroll 2") for (int j = 0; j < R; j++) w[j] = _mm512_load_si512((const __m512i *)(wq + PANEL_Q * j + 64 * k4));
-            _Pragma("GCC unroll 8") for (int t = 0; t < C; t++) {
+            MM_UNROLL for (int j = 0; j < R; j++) w[j] = _mm512_load_si512((const __m512i *)(wq + PANEL_Q * j + 64 * k4));
+            MM_UNROLL for (int t = 0; t < C; t++) {
                 const uint8_t *xa = MODE == MODE_Q32 ? xq[t] + 32 * b : (const uint8_t *)xk[t][b / BPS].qs + BE * (b % BPS);
                 int32_t xv;
                 memcpy(&xv, xa + 4 * k4, 4);
                 const __m512i xb = _mm512_set1_epi32(xv);
-                _Pragma("GCC unroll 2") for (int j = 0; j < R; j++) P[j][t] = _mm512_dpbusd_epi32(P[j][t], w[j], xb);
+                MM_UNROLL for (int j = 0; j < R; j++) P[j][t] = _mm512_dpbusd_epi32(P[j][t], w[j], xb);
             }
         }
         __m512 dw[2], mw[2];
-        _Pragma("GCC unroll 2") for (int j = 0; j < R; j++) {
+        MM_UNROLL for (int j = 0; j < R; j++) {
             dw[j] = _mm512_load_ps(pn->d[p0 + j] + 16 * b);
             if (MODE == MODE_KMIN) mw[j] = _mm512_load_ps(pn->m[p0 + j] + 16 * b);
         }
-        _Pragma("GCC unroll 8") for (int t = 0; t < C; t++) {
+        MM_UNROLL for (int t = 0; t < C; t++) {
             if (MODE == MODE_KMIN) {
                 const vkl_block_q8_K *xb = &xk[t][b / 8];
                 const int sb = (int)(b % 8);
                 const __m512 dx = _mm512_set1_ps(xb->d);
                 const __m512 sx = _mm512_set1_ps(xb->d * (float)(xb->bsums[2 * sb] + xb->bsums[2 * sb + 1]));
-                _Pragma("GCC unroll 2") for (int j = 0; j < R; j++)
+                MM_UNROLL for (int j = 0; j < R; j++)
                     F[j][t] = _mm512_fnmadd_ps(mw[j], sx, _mm512_fmadd_ps(dw[j], _mm512_mul_ps(_mm512_cvtepi32_ps(P[j][t]), dx), F[j][t]));
                 continue;
             }
@@ -238,12 +247,12 @@ INL void tile(const int MODE, const int R, const int C, const mm_panels *pn, int
                 dx = _mm512_set1_ps(xd[t][b0 + b]);
                 sx = _mm512_mul_ps(_mm512_set1_ps(xd[t][nb + b0 + b]), offv);
             }
-            _Pragma("GCC unroll 2") for (int j = 0; j < R; j++)
+            MM_UNROLL for (int j = 0; j < R; j++)
                 F[j][t] = _mm512_fmadd_ps(dw[j], _mm512_fmsub_ps(_mm512_cvtepi32_ps(P[j][t]), dx, sx), F[j][t]);
         }
     }
-    _Pragma("GCC unroll 8") for (int t = 0; t < C; t++)
-        _Pragma("GCC unroll 2") for (int j = 0; j < R; j++) _mm512_mask_storeu_ps(y + t * ys + 16 * j, mask[j], F[j][t]);
+    MM_UNROLL for (int t = 0; t < C; t++)
+        MM_UNROLL for (int j = 0; j < R; j++) _mm512_mask_storeu_ps(y + t * ys + 16 * j, mask[j], F[j][t]);
 }
 
 /* All tokens for R panels starting at p0: full tiles of MM_TC tokens, then one narrower tile. */
