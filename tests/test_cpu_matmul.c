@@ -253,10 +253,11 @@ static double vs_scalar(vkl_threadpool *tp, const char *level, vkl_type t, int64
     return worst;
 }
 
-/* The batch kernels (Q4_0/Q8_0/Q4_K/Q6_K; AVX-512: 16-row panels, 6-token register tiles; AVX2: 8-row
- * panels, 3-token tiles; both 64-row chunks and K slices of 512) and the mat-vec kernels around them: rows that are not a multiple of
- * the panel or chunk, every token count up to two tiles plus a remainder, K of one block, of a
- * slice plus a tail group, and of several slices with a partial last group. */
+/* The batch kernels (Q4_0/Q8_0/Q4_K/Q6_K; AVX-512: 16-row panels, 6-token register tiles; AVX2:
+ * 8-row panels, 3-token tiles; both 64-row chunks and K slices of 512) and the mat-vec kernels
+ * around them: rows that are not a multiple of the panel or chunk, every token count up to two
+ * tiles plus a remainder, K of one block, of a slice plus a tail group, and of several slices with
+ * a partial last group. */
 static void test_batch_shapes(void) {
     vkl_error err = {{0}};
     vkl_threadpool *tp = vkl_threadpool_create(2, &err);
