@@ -108,8 +108,70 @@ INL void pv(const int NR, const int ND, const vkl_attn_tile *a, int r0, int d0, 
         }                                                                            \
         break;
 
+/* One query row the other way round, for tiles of few rows (decode without GQA: one row per KV
+ * head): vectors run along the head dim and the keys, not along the rows, which would leave 15 of
+ * 16 lanes idle. Scores into st[0..jn), softmax over them, then o = sum_j p_j v_j / sum. */
+INL void row_along_dims(const vkl_attn_tile *a, int r) {
+    const int hd = a->hd, nc = hd / 16; /* hd % 16 == 0, hd <= 256 */
+    const int64_t jn = a->lim[r] + 1;
+    float *sc = a->st;
+    __m512 q[16];
+    for (int c = 0; c < nc; c++) q[c] = _mm512_mul_ps(_mm512_loadu_ps(a->q[r] + 16 * c), _mm512_set1_ps(a->scale));
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int64_t j = 0; j < jn; j++) {
+        const uint8_t *krow = a->k + (size_t)j * a->ks;
+        __m512 s0 = _mm512_mul_ps(q[0], load16(krow, a->k_f16, 0)), s1 = _mm512_setzero_ps();
+        for (int c = 1; c < nc; c++) {
+            if (c % 2) s1 = _mm512_fmadd_ps(q[c], load16(krow, a->k_f16, 16 * c), s1);
+            else s0 = _mm512_fmadd_ps(q[c], load16(krow, a->k_f16, 16 * c), s0);
+        }
+        sc[j] = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    }
+    int64_t j = 0;
+    for (; j + 16 <= jn; j += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(sc + j));
+    const __mmask16 tail = (__mmask16)((1u << (jn - j)) - 1);
+    mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_maskz_loadu_ps(tail, sc + j));
+    const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 sum = _mm512_setzero_ps();
+    for (j = 0; j + 16 <= jn; j += 16) {
+        const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(sc + j), m));
+        _mm512_storeu_ps(sc + j, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    if (tail) {
+        const __m512 e = _mm512_maskz_mov_ps(tail, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, sc + j), m)));
+        _mm512_mask_storeu_ps(sc + j, tail, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    const float inv = 1.0f / _mm512_reduce_add_ps(sum); /* >= 1: the maximum contributes exp(0) */
+    /* 16 output columns at a time over all keys, four independent sums (nc is not a constant, so
+     * an array of nc accumulators would live in memory) */
+    for (int c = 0; c < nc; c++) {
+        const uint8_t *vc = a->v;
+        __m512 o0 = _mm512_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+        for (j = 0; j + 4 <= jn; j += 4, vc += 4 * a->vs) {
+            o0 = _mm512_fmadd_ps(_mm512_set1_ps(sc[j]), load16(vc, a->v_f16, 16 * c), o0);
+            o1 = _mm512_fmadd_ps(_mm512_set1_ps(sc[j + 1]), load16(vc + a->vs, a->v_f16, 16 * c), o1);
+            o2 = _mm512_fmadd_ps(_mm512_set1_ps(sc[j + 2]), load16(vc + 2 * a->vs, a->v_f16, 16 * c), o2);
+            o3 = _mm512_fmadd_ps(_mm512_set1_ps(sc[j + 3]), load16(vc + 3 * a->vs, a->v_f16, 16 * c), o3);
+        }
+        for (; j < jn; j++, vc += a->vs) o0 = _mm512_fmadd_ps(_mm512_set1_ps(sc[j]), load16(vc, a->v_f16, 16 * c), o0);
+        const __m512 oc = _mm512_add_ps(_mm512_add_ps(o0, o1), _mm512_add_ps(o2, o3));
+        _mm512_storeu_ps(a->o[r] + 16 * c, _mm512_mul_ps(oc, _mm512_set1_ps(inv)));
+    }
+}
+
+/* Below this many rows a tile is done row by row along the head dim (measured on the 2-core Zen 5:
+ * a 10-layer, 16-head, hd 64 model's decode attention took 0.8 ms per token with the row-vector
+ * kernel). */
+#define ATTN_ROWS_ALONG_DIMS 4
+
 TGT void vkl_attn_tile_avx512(const vkl_attn_tile *a) {
     const int R = a->R, hd = a->hd, nv = (R + 15) / 16;
+    if (R < ATTN_ROWS_ALONG_DIMS) {
+        for (int r = 0; r < R; r++) row_along_dims(a, r);
+        return;
+    }
     /* qt[d][r] = scale * q_r[d]; rows past R are zero and attend to key 0 only. */
     for (int d = 0; d < hd; d++)
         for (int r = 0; r < 16 * nv; r++) a->qt[(size_t)d * a->stride + r] = r < R ? a->q[r][d] * a->scale : 0.0f;
