@@ -41,6 +41,28 @@ static int make_matrix(vkl_type t, int64_t M, int64_t K, uint8_t *W) {
     return 0;
 }
 
+/* The type named in a comma list, or -1 (with a message) for an unknown name. */
+static int parse_type(const char *name) {
+    const int t = vkl_type_from_name(name);
+    if (t < 0 || !vkl_type_get(t)) {
+        fprintf(stderr, "unknown type %s\n", name);
+        return -1;
+    }
+    return t;
+}
+
+/* Fills pool with as many copies of one M x K matrix of type t as fit (so that rotating through
+ * them streams from DRAM); returns the number of copies (< 2: too big) or -1 on error. */
+static int fill_copies(vkl_type t, int64_t M, int64_t K, uint8_t *pool, size_t pool_bytes, size_t *mat) {
+    *mat = vkl_row_size(t, K) * (size_t)M;
+    const int copies = (int)(pool_bytes / *mat);
+    if (copies < 2) return copies;
+    if (make_matrix(t, M, K, pool) != 0) return -1;
+    for (int c = 1; c < copies; c++) memcpy(pool + (size_t)c * *mat, pool, *mat);
+    return copies;
+}
+
+
 /* Best time per call of vkl_matmul with N tokens, rotating through `copies` copies of the matrix. */
 static double time_matmul(vkl_threadpool *tp, vkl_type t, const uint8_t *pool, size_t mat, int copies, int64_t M,
                           int64_t K, const float *x, int64_t N, float *y, void *scratch) {
@@ -82,17 +104,13 @@ static int mm_sweep(const char *level, const char *types, int threads, uint8_t *
     char list[256];
     snprintf(list, sizeof(list), "%s", types);
     for (char *save = NULL, *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
-        const int t = vkl_type_from_name(name);
-        if (t < 0 || !vkl_type_get(t)) {
-            fprintf(stderr, "unknown type %s\n", name);
-            continue;
-        }
+        const int t = parse_type(name);
+        if (t < 0) continue;
         for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
             const int64_t M = shapes[si].M, K = shapes[si].K;
-            const size_t mat = vkl_row_size((vkl_type)t, K) * (size_t)M;
-            const int copies = (int)(pool_bytes / mat);
-            if (copies < 2 || make_matrix((vkl_type)t, M, K, pool) != 0) return 1;
-            for (int c = 1; c < copies; c++) memcpy(pool + (size_t)c * mat, pool, mat);
+            size_t mat;
+            const int copies = fill_copies((vkl_type)t, M, K, pool, pool_bytes, &mat);
+            if (copies < 2) return 1;
             void *scratch = malloc(vkl_matmul_scratch_size((vkl_type)t, K, NB) + 1);
             if (!scratch) return 1;
             for (size_t ni = 0; ni < sizeof(Ns) / sizeof(Ns[0]); ni++) {
@@ -172,18 +190,14 @@ int main(int argc, char **argv) {
     char list[256];
     snprintf(list, sizeof(list), "%s", types);
     for (char *save = NULL, *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
-        const int t = vkl_type_from_name(name);
-        if (t < 0 || !vkl_type_get(t)) {
-            fprintf(stderr, "unknown type %s\n", name);
-            continue;
-        }
+        const int t = parse_type(name);
+        if (t < 0) continue;
         for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
             const int64_t M = shapes[si].M, K = shapes[si].K;
-            const size_t mat = vkl_row_size((vkl_type)t, K) * (size_t)M;
-            const int copies = (int)(pool_bytes / mat);
+            size_t mat;
+            const int copies = fill_copies((vkl_type)t, M, K, pool, pool_bytes, &mat);
+            if (copies < 0) return 1;
             if (copies < 2) continue;
-            if (make_matrix((vkl_type)t, M, K, pool) != 0) return 1;
-            for (int c = 1; c < copies; c++) memcpy(pool + (size_t)c * mat, pool, mat);
             void *scratch = malloc(vkl_matmul_scratch_size((vkl_type)t, K, NB) + 1);
             if (!scratch) return 1;
             for (int th = 1; th <= max_threads && th < 9; th++) {
