@@ -161,7 +161,7 @@ static void test_matmul(void) {
         CHECK(pools[n] != NULL, "%s", err.msg);
         if (!pools[n]) return;
     }
-    static const char *levels[] = {"scalar", "avx2", "avx512"};
+    static const char *levels[] = {"scalar", "avx2", "avxvnni", "avx512"};
     const char *best = vkl_cpu_simd_level();
     printf("best SIMD level: %s\n", best);
     for (size_t li = 0; li < VKL_ARRAY_LEN(levels); li++) {
@@ -264,7 +264,7 @@ static void test_batch_shapes(void) {
     CHECK(tp != NULL, "%s", err.msg);
     if (!tp) return;
     vkl_cpu_force_mm_min_n(4); /* the batch kernels from 4 tokens on, whatever their usual threshold */
-    static const char *levels[] = {"scalar", "avx2", "avx512"};
+    static const char *levels[] = {"scalar", "avx2", "avxvnni", "avx512"};
     const vkl_type types[] = {VKL_TYPE_Q4_0, VKL_TYPE_Q8_0, VKL_TYPE_Q4_K, VKL_TYPE_Q6_K};
     const int64_t Ms[] = {17, 80};
     for (size_t li = 0; li < VKL_ARRAY_LEN(levels); li++) {

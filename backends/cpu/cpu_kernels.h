@@ -41,10 +41,10 @@ typedef struct vkl_matmul_desc {
 void vkl_matmul_group(vkl_threadpool *tp, vkl_type wtype, int n, const vkl_matmul_desc *d, int64_t K,
                       const float *x, int64_t N, void *scratch);
 
-/* The SIMD level the fast kernels use on this machine: "avx512", "avx2", "scalar"... */
+/* The SIMD level the fast kernels use on this machine: "avx512", "avxvnni", "avx2", "scalar"... */
 const char *vkl_cpu_simd_level(void);
 /* For tests and benchmarks: makes vkl_matmul use the kernels of `level` ("scalar", "avx2",
- * "avx512"; NULL restores the best). Returns -1 if this CPU lacks that level. Not thread-safe
+ * "avxvnni", "avx512"; NULL restores the best). Returns -1 if this CPU lacks that level. Not thread-safe
  * with respect to matmuls in flight. */
 int vkl_cpu_force_simd(const char *level);
 /* Tests: use the batch (repacking) matmul kernels from n tokens on instead of each type's measured

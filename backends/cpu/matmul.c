@@ -14,7 +14,7 @@ typedef struct simd_table {
     vkl_kernel_set ks;
 } simd_table;
 
-static simd_table g_tables[3]; /* scalar, avx2, avx512 */
+static simd_table g_tables[4]; /* scalar, avx2, avxvnni, avx512 */
 static int g_n_tables;
 static _Atomic(const simd_table *) g_active;
 static _Atomic(const simd_table *) g_forced;
@@ -60,6 +60,12 @@ static void build_tables(void) {
         g_tables[n].level = "avx2";
         vkl_gemm_fill_avx2(&g_tables[n].ks);
         n++;
+        if (vkl_cpu_has_avxvnni()) { /* AVX2 with VEX vpdpbusd: the batch kernels use it */
+            g_tables[n] = g_tables[n - 1];
+            g_tables[n].level = "avxvnni";
+            vkl_mm_fill_avx2(&g_tables[n].ks, 1);
+            n++;
+        }
         if (cpu_has_avx512()) {
             g_tables[n] = g_tables[n - 1];
             g_tables[n].level = "avx512";

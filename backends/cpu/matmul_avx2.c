@@ -8,7 +8,7 @@
 
 void vkl_gemm_fill_avx2(vkl_kernel_set *ks) {
     fill_common_avx2(ks);
-    vkl_mm_fill_avx2(ks);
+    vkl_mm_fill_avx2(ks, 0); /* the avxvnni level (matmul.c) adds the VNNI batch kernels */
 }
 
 #else

@@ -234,24 +234,18 @@ PINL __m256i row_mask(int64_t left) {
 #undef SUF
 
 /* AVX-VNNI: CPUID leaf 7 sub-leaf 1, EAX bit 4 (the caller has checked AVX2 and OS AVX state). */
-static int cpu_has_avxvnni(void) {
+int vkl_cpu_has_avxvnni(void) {
     unsigned a, b, c, d;
     return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4));
 }
 
-void vkl_mm_fill_avx2(vkl_kernel_set *ks) {
-    /* Building with -DVKLLM_AVX2_MM_NO_VNNI tests/measures the plain variant on a VNNI CPU. */
-#ifdef VKLLM_AVX2_MM_NO_VNNI
-    const int vnni = 0 && cpu_has_avxvnni();
-#else
-    const int vnni = cpu_has_avxvnni();
-#endif
+void vkl_mm_fill_avx2(vkl_kernel_set *ks, int vnni) {
     ks->mm[VKL_TYPE_Q4_0] = (vkl_gemm_kernel){vnni ? mm_q4_0_vnni : mm_q4_0_avx2, VKL_ACT_Q8_32};
     ks->mm[VKL_TYPE_Q8_0] = (vkl_gemm_kernel){vnni ? mm_q8_0_vnni : mm_q8_0_avx2, VKL_ACT_Q8_32};
     ks->mm[VKL_TYPE_Q4_K] = (vkl_gemm_kernel){vnni ? mm_q4_K_vnni : mm_q4_K_avx2, VKL_ACT_Q8_K};
     ks->mm[VKL_TYPE_Q6_K] = (vkl_gemm_kernel){vnni ? mm_q6_K_vnni : mm_q6_K_avx2, VKL_ACT_Q8_K};
     /* Token counts from which these beat the 4-token AVX2 kernels: measured on 5632x2048 and
-     * 2048x2048, 2 threads, Zen 5 (bench_matmul --mm avx2; the plain variant built without VNNI). */
+     * 2048x2048, 2 threads, Zen 5 (bench_matmul --mm avx2 and --mm avxvnni). */
     ks->mm_min_n[VKL_TYPE_Q4_0] = vnni ? 3 : 6;
     ks->mm_min_n[VKL_TYPE_Q8_0] = vnni ? 5 : 10;
     ks->mm_min_n[VKL_TYPE_Q4_K] = vnni ? 4 : 6;
@@ -260,7 +254,11 @@ void vkl_mm_fill_avx2(vkl_kernel_set *ks) {
 
 #else
 #include "cpu/matmul_internal.h"
-void vkl_mm_fill_avx2(vkl_kernel_set *ks) { (void)ks; }
+void vkl_mm_fill_avx2(vkl_kernel_set *ks, int vnni) {
+    (void)ks;
+    (void)vnni;
+}
+int vkl_cpu_has_avxvnni(void) { return 0; }
 #endif
 
 #else /* MM_VARIANT: the kernels of one variant (TGT, SUF defined by the includer above) */

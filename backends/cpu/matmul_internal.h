@@ -51,7 +51,10 @@ void vkl_gemm_fill_scalar(vkl_kernel_set *ks);
 void vkl_gemm_fill_avx2(vkl_kernel_set *ks);
 void vkl_gemm_fill_avx512(vkl_kernel_set *ks);
 void vkl_mm_fill_avx512(vkl_kernel_set *ks);
-void vkl_mm_fill_avx2(vkl_kernel_set *ks); /* AVX2 batch kernels (matmul_avx2_mm.c) */
+/* AVX2 batch kernels (matmul_avx2_mm.c): with AVX-VNNI's vpdpbusd (vnni = 1; only where
+ * vkl_cpu_has_avxvnni()) or with vpmaddubsw */
+void vkl_mm_fill_avx2(vkl_kernel_set *ks, int vnni);
+int vkl_cpu_has_avxvnni(void);
 
 /* Activation quantizers (portable); one row of K values. */
 size_t vkl_act_row_size(vkl_act_format f, int64_t K);
