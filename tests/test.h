@@ -51,6 +51,14 @@ static inline const char *test_fixtures_dir(void) {
     return NULL;
 }
 
+/* buf = the fixture model models/NAME.gguf; 0, or -1 (with a printed reason) without fixtures. */
+static inline int test_fixture_model(char *buf, size_t n, const char *name) {
+    const char *fx = test_fixtures_dir();
+    if (!fx) return -1;
+    snprintf(buf, n, "%s/models/%s.gguf", fx, name);
+    return 0;
+}
+
 /* Reads a whole file into a malloc'd, NUL-terminated buffer (len may be NULL). NULL if unreadable. */
 static inline char *test_read_file(const char *path, size_t *len) {
     if (len) *len = 0;

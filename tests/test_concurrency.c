@@ -97,10 +97,8 @@ static void run_case(const char *path, int n_gpu_layers) {
 }
 
 int main(void) {
-    const char *fx = test_fixtures_dir();
-    if (!fx) return TEST_SKIP_CODE;
     char path[512];
-    snprintf(path, sizeof path, "%s/models/tiny-q8_0.gguf", fx);
+    if (test_fixture_model(path, sizeof path, "tiny-q8_0")) return TEST_SKIP_CODE;
     run_case(path, 0);
     vkllm_error err = {{0}};
     if (vkllm_gpu_count(&err) > 0) run_case(path, 99);
