@@ -47,6 +47,13 @@ static void numeric_options(const char *cmd) {
         expect(2, "bad value", "%s -m x.gguf %s %s", cmd, strcmp(cmd, "run") ? "" : "-p hi", bad[i]);
 }
 
+/* -m naming a missing file, a folder and an empty file: exit 1, one line naming the problem. */
+static void bad_model_files(const char *cmd, const char *rest) {
+    expect(1, "nonexistent", "%s -m /nonexistent/m.gguf %s", cmd, rest);
+    expect(1, tmp_dir, "%s -m '%s' %s", cmd, tmp_dir, rest);
+    expect(1, "empty", "%s -m '%s' %s", cmd, empty_file, rest);
+}
+
 static void cmd_run_cases(void) {
     expect(2, "unknown option", "run -m x.gguf --no-such-flag -p hi");
     expect(2, "unknown", "run -m x.gguf -p hi --no-such-flag"); /* last: "needs a value (or is unknown)" */
@@ -55,9 +62,7 @@ static void cmd_run_cases(void) {
     numeric_options("run");
     expect(2, "bad value", "run -m x.gguf -p hi -b 0");
     expect(2, "bad value", "run -m x.gguf -p hi --min-p -0.5");
-    expect(1, "nonexistent", "run -m /nonexistent/m.gguf -p hi");
-    expect(1, tmp_dir, "run -m '%s' -p hi", tmp_dir);
-    expect(1, "empty", "run -m '%s' -p hi", empty_file);
+    bad_model_files("run", "-p hi");
     if (!model) return;
     expect(1, "no Vulkan device 7", "run -m '%s' -p hi -ngl 1 --device 7", model);
     expect(1, "no Vulkan device 7", "run -m '%s' -p hi --device 7", model);
@@ -85,9 +90,7 @@ static void cmd_chat_cases(void) {
     expect(2, "unknown option", "chat -m x.gguf --no-such-flag 1");
     expect(2, "needs a value", "chat -m x.gguf -c");
     numeric_options("chat");
-    expect(1, "nonexistent", "chat -m /nonexistent/m.gguf");
-    expect(1, tmp_dir, "chat -m '%s'", tmp_dir);
-    expect(1, "empty", "chat -m '%s'", empty_file);
+    bad_model_files("chat", "");
     if (!model) return;
     expect(1, "device", "chat -m '%s' -ngl 1 --device 7", model);
 }
@@ -98,9 +101,7 @@ static void cmd_tokenize_cases(void) {
     expect(2, "-m", "tokenize -p hi");
     expect(2, "exactly one", "tokenize -m x.gguf");
     expect(2, "exactly one", "tokenize -m x.gguf -p hi -f y.txt");
-    expect(1, "nonexistent", "tokenize -m /nonexistent/m.gguf -p hi");
-    expect(1, tmp_dir, "tokenize -m '%s' -p hi", tmp_dir);
-    expect(1, "empty", "tokenize -m '%s' -p hi", empty_file);
+    bad_model_files("tokenize", "-p hi");
     if (!model) return;
     expect(1, "nonexistent", "tokenize -m '%s' -f /nonexistent/t.txt", model);
     expect(1, tmp_dir, "tokenize -m '%s' -f '%s'", model, tmp_dir);
