@@ -47,7 +47,7 @@ test-asan: build-asan
 fuzz: deps
 	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DVKLLM_FUZZ=ON $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_gguf fuzz_model fuzz_corpus
-	@$(FUZZ_BUILD)/bin/fuzz_corpus $(FUZZ_BUILD)/seeds $(FIXTURES)
+	@$(FUZZ_BUILD)/bin/fuzz_corpus $(FUZZ_BUILD)/seeds tests/fixtures $(FIXTURES)
 	@mkdir -p $(FUZZ_BUILD)/crashes
 	@for t in gguf model; do \
 	  mkdir -p $(FUZZ_BUILD)/corpus-$$t; \

@@ -3,6 +3,7 @@
  * executor's lifetime-based memory plan. */
 #include <math.h>
 
+#include "cpu/cpu_backend.h"
 #include "cpu/cpu_ops.h"
 #include "executor.h"
 #include "model.h"
