@@ -57,12 +57,18 @@ typedef struct {
     uint64_t tensors, identical_tensors, bytes, identical_bytes;
 } byte_stats;
 
-static void check_model(const char *dir, const char *name, const gguf_file *master, byte_stats *bs) {
+/* DIR/models/NAME opened, or NULL after a failed check. */
+static gguf_file *open_model(const char *dir, const char *name) {
     char path[1024];
     snprintf(path, sizeof path, "%s/models/%s", dir, name);
     vkl_error err = {{0}};
     gguf_file *q = gguf_open(path, &err);
     CHECK(q != NULL, "%s: %s", path, err.msg);
+    return q;
+}
+
+static void check_model(const char *dir, const char *name, const gguf_file *master, byte_stats *bs) {
+    gguf_file *q = open_model(dir, name);
     if (!q) return;
     CHECK(q->n_tensors == master->n_tensors, "%s: tensor count", name);
     printf("%s:\n", name);
@@ -126,11 +132,7 @@ static void check_model(const char *dir, const char *name, const gguf_file *mast
  * for byte (a value on the format's grid quantizes to itself) where the format guarantees that
  * (Q8_0, Q4_0), and within a small error where a search picks the scales (K-quants). */
 static void check_repo_model(const char *dir, const char *name, const gguf_file *master, byte_stats *bs) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/models/%s", dir, name);
-    vkl_error err = {{0}};
-    gguf_file *q = gguf_open(path, &err);
-    CHECK(q != NULL, "%s: %s", path, err.msg);
+    gguf_file *q = open_model(dir, name);
     if (!q) return;
     printf("%s:\n", name);
     for (uint64_t i = 0; i < q->n_tensors; i++) {
