@@ -2,9 +2,8 @@
  *  - always: synthetic F16 masters (core/synth.c) quantized to every file type: the types the
  *    mixture rules give (attn_v / ffn_down by layer, output head, fallbacks for rows that 256 does
  *    not divide), every tensor's round-trip error, identical output for 1 and 3 threads (Q2_K,
- *    Q4_K_M, Q8_0), the
- *    options (--pure, --leave-output, --output-tensor-type, --token-embedding-type,
- *    --allow-requantize), and no output at all when it fails;
+ *    Q4_K_M, Q8_0), the options (--pure, --leave-output, --output-tensor-type,
+ *    --token-embedding-type, --allow-requantize), and no output at all when it fails;
  *  - with ../shared/fixtures: tiny-f16.gguf quantized to each of the 15 types llama-quantize was
  *    run with, every tensor's type and SHA-256 equal to its list in quantize/. */
 #include <math.h>
@@ -286,12 +285,9 @@ int main(void) {
     options(a);
     requantize_and_failures(a);
 
-    char probe[512];
-    const char *fx = getenv("VKLLM_FIXTURES");
-    if (!fx || !*fx) fx = VKLLM_FIXTURES_DIR;
-    snprintf(probe, sizeof probe, "%s/quantize/tiny-f16.Q4_K_M.tensors.txt", fx);
-    if (access(probe, R_OK) == 0) llama_quantize_lists(fx);
-    else printf("llama-quantize comparisons not run: %s not found\n", probe);
+    const char *fx = test_fixtures_dir();
+    if (fx) llama_quantize_lists(fx);
+    else printf("llama-quantize comparisons (../shared/fixtures/quantize) not run\n");
     test_remove_tmp_dir(tmp_dir);
     return test_finish();
 }
