@@ -229,25 +229,32 @@ static int layer_of(const char *name) {
     return l;
 }
 
-static const gguf_file *sort_file; /* qsort has no context argument; guarded by sort_lock */
-static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
+typedef struct order_key {
+    int layer;
+    const char *name;
+    uint64_t index;
+} order_key;
 
 static int by_layer_then_name(const void *a, const void *b) {
-    const char *na = sort_file->tensors[*(const uint64_t *)a].name, *nb = sort_file->tensors[*(const uint64_t *)b].name;
-    int la = layer_of(na), lb = layer_of(nb);
-    if (la != lb) return la < lb ? -1 : 1;
-    return strcmp(na, nb);
+    const order_key *x = a, *y = b;
+    if (x->layer != y->layer) return x->layer < y->layer ? -1 : 1;
+    return strcmp(x->name, y->name);
 }
 
 /* The tensors' indices in llama-quantize's order (malloc'd). */
 static uint64_t *tensor_order(const gguf_file *f, vkl_error *err) {
-    uint64_t *ord = vkl_malloc((f->n_tensors ? f->n_tensors : 1) * sizeof *ord, err);
-    if (!ord) return NULL;
-    for (uint64_t i = 0; i < f->n_tensors; i++) ord[i] = i;
-    pthread_mutex_lock(&sort_lock);
-    sort_file = f;
-    qsort(ord, (size_t)f->n_tensors, sizeof *ord, by_layer_then_name);
-    pthread_mutex_unlock(&sort_lock);
+    size_t n = f->n_tensors ? (size_t)f->n_tensors : 1;
+    order_key *keys = vkl_malloc(n * sizeof *keys, err);
+    uint64_t *ord = keys ? vkl_malloc(n * sizeof *ord, err) : NULL;
+    if (!ord) {
+        free(keys);
+        return NULL;
+    }
+    for (uint64_t i = 0; i < f->n_tensors; i++)
+        keys[i] = (order_key){layer_of(f->tensors[i].name), f->tensors[i].name, i};
+    qsort(keys, (size_t)f->n_tensors, sizeof *keys, by_layer_then_name);
+    for (uint64_t i = 0; i < f->n_tensors; i++) ord[i] = keys[i].index;
+    free(keys);
     return ord;
 }
 

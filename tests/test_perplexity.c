@@ -163,7 +163,22 @@ static void in_repo_models(void) {
     CHECK(kl > 1e-3 && kl < 1 && top > 50 && top < 100, "mini-q4_0 from mini-q8_0: KLD %g, same top %g%%", kl, top);
     printf("mini-q8_0 -c 64: PPL %.4f +/- %.4f; mini-q4_0 from it: KLD %.6f, same top %.2f%%\n", fin, unc, kl, top);
 
-    /* bad input: one line, exit 1 (2 for usage) */
+    /* bad input: one line, exit 1 (2 for usage); a base file with a hostile header, one cut short */
+    char hostile[512], cut[512];
+    test_path(hostile, sizeof hostile, tmp_dir, "hostile.bin");
+    test_path(cut, sizeof cut, tmp_dir, "cut.bin");
+    f = fopen(hostile, "wb");
+    const uint32_t h[3] = {1u << 20, 4096, 1u << 24};
+    fwrite("VKLLOGP1", 1, 8, f);
+    fwrite(h, 4, 3, f);
+    fclose(f);
+    size_t blen = 0;
+    char *bytes = test_read_file(base_path, &blen);
+    f = fopen(cut, "wb");
+    fwrite(bytes, 1, blen / 2, f);
+    fclose(f);
+    free(bytes);
+
     struct {
         const char *args;
         int code;
@@ -176,9 +191,11 @@ static void in_repo_models(void) {
         {"-m '%s' --kl-divergence-base '" VKLLM_SOURCE_DIR "/tests/fixtures/prompts/short.txt' --kl-divergence", 1,
          "not a vkllm"},
         {"-m '%s' -f x -c 1", 2, "bad value"},
+        {"-m '%s' --kl-divergence --kl-divergence-base '%s'", 1, "corrupt header"},
+        {"-m '%s' --kl-divergence --kl-divergence-base '%s'", 1, "truncated"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        snprintf(args, sizeof args, bad[i].args, q8);
+        snprintf(args, sizeof args, bad[i].args, q8, i + 2 == sizeof bad / sizeof bad[0] ? hostile : cut);
         int rc = ppl_cli(args);
         char *e = test_slurp(err_path);
         CHECK(rc == bad[i].code && test_count_lines(e) == 1 && strstr(e, bad[i].needle),

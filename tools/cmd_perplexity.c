@@ -147,7 +147,9 @@ static int open_base(ppl_state *st) {
     uint32_t h[3];
     if (fread(magic, 1, 8, st->base) != 8 || memcmp(magic, base_magic, 8) || read_u32s(st->base, h, 3))
         return fail("%s: not a vkllm --kl-divergence-base file", path);
-    if (h[0] < 4 || h[0] > (1u << 20) || h[1] < 1 || h[1] > (1u << 22) || h[2] < 1 || h[2] > (1u << 24))
+    /* bounds that keep every size below in range (at most 2^28 tokens) */
+    if (h[0] < 4 || h[0] > (1u << 20) || h[1] < 1 || h[1] > (1u << 22) || h[2] < 1 ||
+        (uint64_t)h[0] * h[2] > (1u << 28))
         return fail("%s: corrupt header", path);
     st->n_ctx = (int)h[0], st->n_vocab = (int)h[1], st->n_chunk = (int)h[2];
     uint64_t rows = (uint64_t)st->n_chunk * (uint64_t)(st->n_ctx - 1 - st->n_ctx / 2);
