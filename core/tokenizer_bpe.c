@@ -243,7 +243,8 @@ static int read_merges(vkl_bpe *b, const gguf_file *f, vkl_error *err) {
         return vkl_fail(err, "tokenizer.ggml.merges is missing (a gpt2 BPE vocabulary needs its merges)");
     if (gguf_get_arr(f, "tokenizer.ggml.merges", GGUF_VT_STRING, &arr, err) < 0) return -1;
     uint64_t n = arr->v.arr.n, bytes = 0, size = 16;
-    if (n > (uint64_t)INT32_MAX / 4) return vkl_fail(err, "tokenizer.ggml.merges has %llu entries", (unsigned long long)n);
+    if (n > (1u << 24)) /* ranks must stay exact as merge priorities (floats) */
+        return vkl_fail(err, "tokenizer.ggml.merges has %llu entries (at most 16777216)", (unsigned long long)n);
     for (uint64_t i = 0; i < n; i++) {
         const gguf_str s = arr->v.arr.strs[i];
         const char *sp = s.len > 1 ? memchr(s.data + 1, ' ', s.len - 1) : NULL;

@@ -610,43 +610,94 @@ static void test_cli_vocab(const vkl_tokenizer *t, const char *path) {
     CHECK(rc == 0 && !strcmp(out, expect), "cli on %s: rc %d '%s', expected '%s'", path, rc, out, expect);
 }
 
-static void test_other_vocabs(const char *dir, const char *tmpdir) {
+/* The pre-tokenizers without reference vectors of their own (tekken, gpt-4o, llama-bpe's twin
+ * dbrx, default), run with the GPT-2 vocabulary: the ids must be those of the words the
+ * pre-tokenizer's expressions give, each encoded alone. */
+static bool write_retagged(const char *src, const char *dst, const char *pre) {
+    vkl_error err = {{0}};
+    gguf_file *f = gguf_open(src, &err);
+    gguf_writer *w = f ? gguf_writer_open(dst, &err) : NULL;
+    bool ok = w != NULL;
+    for (uint64_t i = 0; ok && i < f->n_kv; i++) {
+        char key[256];
+        const gguf_kv *kv = &f->kv[i];
+        snprintf(key, sizeof key, "%.*s", (int)kv->key.len, kv->key.data);
+        if (strcmp(key, "tokenizer.ggml.pre") != 0) ok = gguf_writer_add_kv(w, key, &kv->value, &err) == 0;
+    }
+    ok = ok && gguf_writer_add_str(w, "tokenizer.ggml.pre", pre, &err) == 0;
+    if (w && !ok) gguf_writer_abort(w);
+    ok = ok && gguf_writer_close(w, &err) == 0;
+    gguf_close(f);
+    CHECK(ok, "retagging %s as %s: %s", src, pre, err.msg);
+    return ok;
+}
+
+static void test_pretok_splits(const char *dir) {
+    static const struct {
+        const char *pre, *words[8];
+    } cases[] = {
+        {"tekken", {"Hello", "World", " ", "2", "0", "2", "4", "!"}},
+        {"gpt-4o", {"Hello", "World", " ", "202", "4", "!"}},
+        {"dbrx", {"HelloWorld", " ", "202", "4", "!"}},
+        {"llama-bpe", {"HelloWorld", " ", "202", "4", "!"}},
+        {"default", {"HelloWorld", " ", "202", "4", "!"}},
+    };
+    static const char text[] = "HelloWorld 2024!";
+    char src[1024], dst[1024];
+    test_path(src, sizeof src, dir, "vocab/ggml-vocab-gpt-2.gguf");
+    if (access(src, R_OK) != 0) return; /* reported with the other vocabularies */
+    vkl_tokenizer *base = load_tokenizer(src);
+    snprintf(dst, sizeof dst, "/tmp/vkllm-tok-retag-%d.gguf", (int)getpid());
+    for (size_t c = 0; base && c < VKL_ARRAY_LEN(cases); c++) {
+        if (!write_retagged(src, dst, cases[c].pre)) break;
+        vkl_tokenizer *t = load_tokenizer(dst);
+        if (!t) break;
+        int32_t expect[64], ids[64];
+        int n_expect = 0;
+        for (int k = 0; k < 8 && cases[c].words[k]; k++) n_expect += tokenize(base, cases[c].words[k], false, false, expect + n_expect);
+        int n = tokenize(t, text, false, false, ids);
+        CHECK(n == n_expect && !memcmp(ids, expect, (size_t)n * sizeof *ids), "pre-tokenizer %s: %d ids, expected %d",
+              cases[c].pre, n, n_expect);
+        vkl_tokenizer_free(t);
+    }
+    unlink(dst);
+    vkl_tokenizer_free(base);
+}
+
+/* The tokenizer of the shared fixture file REL, or NULL (REL appended to missing when absent). */
+static vkl_tokenizer *load_shared(const char *dir, const char *rel, char *missing, size_t cap, char *path,
+                                  size_t path_cap) {
+    test_path(path, path_cap, dir, rel);
+    if (access(path, R_OK) == 0) return load_tokenizer(path);
+    snprintf(missing + strlen(missing), cap - strlen(missing), " %s", rel);
+    return NULL;
+}
+
+static void test_other_vocabs(const char *dir) {
     static const char *const names[] = {"gpt-2", "deepseek-llm", "deepseek-coder", "falcon", "mpt", "starcoder",
                                         "refact", "phi-3"};
-    char missing[512] = "";
+    /* The architecture fixtures: LLaMA 3 (llama-bpe), Qwen 2/3 (qwen2) and Phi-3 (SPM). */
+    static const char *const models[] = {"arch-llama3-q4_k_m", "arch-qwen2-q4_k_m", "arch-qwen3-q4_k_m", "arch-phi3-q4_0"};
+    char missing[512] = "", path[1024], rel[256];
     for (size_t i = 0; i < VKL_ARRAY_LEN(names); i++) {
-        char path[1024], rel[128];
         snprintf(rel, sizeof rel, "vocab/ggml-vocab-%s.gguf", names[i]);
-        test_path(path, sizeof path, dir, rel);
-        if (access(path, R_OK) != 0) {
-            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), " %s", rel);
-            continue;
-        }
-        vkl_tokenizer *t = load_tokenizer(path);
+        vkl_tokenizer *t = load_shared(dir, rel, missing, sizeof missing, path, sizeof path);
         if (!t) continue;
         test_vectors(t, dir, names[i]);
         if (!strcmp(names[i], "phi-3")) test_phi3_specials(t);
         if (access(VKLLM_CLI, X_OK) == 0) test_cli_vocab(t, path);
         vkl_tokenizer_free(t);
     }
-    /* The architecture fixtures: LLaMA 3 (llama-bpe), Qwen 2/3 (qwen2) and Phi-3 (SPM). */
-    static const char *const models[] = {"arch-llama3-q4_k_m", "arch-qwen2-q4_k_m", "arch-qwen3-q4_k_m", "arch-phi3-q4_0"};
     for (size_t i = 0; i < VKL_ARRAY_LEN(models); i++) {
-        char path[1024], rel[256];
         snprintf(rel, sizeof rel, "arch/%s.gguf", models[i]);
-        test_path(path, sizeof path, dir, rel);
-        if (access(path, R_OK) != 0) {
-            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), " %s", rel);
-            continue;
-        }
-        vkl_tokenizer *t = load_tokenizer(path);
+        vkl_tokenizer *t = load_shared(dir, rel, missing, sizeof missing, path, sizeof path);
         if (!t) continue;
         snprintf(rel, sizeof rel, "arch/ref/%s.bpe.tokens.txt", models[i]);
         check_prompt(t, dir, "prompts/bpe.txt", rel);
         vkl_tokenizer_free(t);
     }
+    test_pretok_splits(dir);
     if (missing[0]) printf("shared fixtures not found, their cases skipped:%s\n", missing);
-    (void)tmpdir;
 }
 
 int main(void) {
@@ -681,7 +732,7 @@ int main(void) {
             vkl_tokenizer_free(t);
             test_cli(path, tmpdir);
         }
-        if (dir) test_other_vocabs(dir, tmpdir);
+        if (dir) test_other_vocabs(dir);
     }
     static const char *const names[] = {"tok-bert", "tok-bpe-pre", "tok-notok", "tok-nomodel", "tok-scores", "tok-bos", "tok-tiny"};
     for (size_t i = 0; i < VKL_ARRAY_LEN(names); i++) {
