@@ -305,9 +305,10 @@ static void mark_named_tokens(vkl_tokenizer *t, const gguf_file *f) {
     for (char *c = name; *c; c++) *c = (char)tolower((unsigned char)*c);
     if (!strstr(name, "phi-3") && !strstr(name, "phi3")) return;
     static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
-    for (int32_t i = 0; i < t->n_vocab; i++)
-        if ((is_special_type(t->type[i]) || !strcmp(t->text[i], "</s>")) && !in_list(t->text[i], keep, VKL_ARRAY_LEN(keep)))
-            t->flags[i] |= TOKF_RSTRIP;
+    for (int32_t i = 0; i < t->n_vocab; i++) {
+        bool special = is_special_type(t->type[i]) || !strcmp(t->text[i], "</s>");
+        if (special && !in_list(t->text[i], keep, VKL_ARRAY_LEN(keep))) t->flags[i] |= TOKF_RSTRIP;
+    }
 }
 
 static void find_byte_tokens(vkl_tokenizer *t) {

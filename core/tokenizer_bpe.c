@@ -382,39 +382,48 @@ static void encode_word(const vkl_tokenizer *t, vkl_merge_work *mw, const char *
     }
 }
 
+/* Splits s[0..n) into words by the pre-tokenizer's expressions, one after the other. */
+static int pretokenize(const vkl_bpe *b, const char *s, size_t n, word_list *w, vkl_error *err) {
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    pcre2_match_context *mc = md ? pcre2_match_context_create(NULL) : NULL;
+    pcre2_jit_stack *js = mc ? pcre2_jit_stack_create(32 * 1024, 16 * 1024 * 1024, NULL) : NULL;
+    int rc = mc ? 0 : vkl_fail(err, "out of host memory for the pre-tokenizer");
+    if (js) pcre2_jit_stack_assign(mc, NULL, js); /* else the default 32 KiB one */
+    if (n > 0) w->ends[w->n++] = (uint32_t)n;
+    for (int i = 0; rc == 0 && i < b->n_re; i++) rc = split_words(b->re[i], s, w, md, mc, err);
+    pcre2_jit_stack_free(js);
+    pcre2_match_context_free(mc);
+    pcre2_match_data_free(md);
+    return rc;
+}
+
+static int encode_words(const vkl_tokenizer *t, const char *s, const word_list *w, vkl_emitter *e, vkl_error *err) {
+    size_t longest = 0;
+    for (size_t k = 0, start = 0; k < w->n; start = w->ends[k++]) longest = VKL_MAX(longest, w->ends[k] - start);
+    if (longest == 0) return 0;
+    /* A word's characters take up to 2 bytes each in the alphabet; the heap receives at most
+     * n - 1 seeds plus 2 per merge. */
+    vkl_merge_work mw = {0};
+    mw.buf = vkl_malloc(2 * longest, err);
+    mw.sym = mw.buf ? vkl_malloc(2 * longest * sizeof *mw.sym, err) : NULL;
+    mw.heap = mw.sym ? vkl_malloc(6 * longest * sizeof *mw.heap, err) : NULL;
+    for (size_t k = 0, start = 0; mw.heap && k < w->n; start = w->ends[k++])
+        encode_word(t, &mw, s + start, w->ends[k] - start, e);
+    int rc = mw.heap ? 0 : -1;
+    free(mw.buf);
+    free(mw.sym);
+    free(mw.heap);
+    return rc;
+}
+
 int vkl_bpe_encode(const vkl_tokenizer *t, const char *text, size_t len, vkl_emitter *e, vkl_error *err) {
-    const vkl_bpe *b = t->bpe;
     char *s = vkl_malloc(3 * len + 1, err);
     size_t n = s ? sanitize_utf8(text, len, s) : 0;
     word_list w = {0};
     w.ends = s ? vkl_malloc((n + 1) * sizeof *w.ends, err) : NULL;
     w.next = w.ends ? vkl_malloc((n + 1) * sizeof *w.next, err) : NULL;
-    pcre2_match_data *md = w.next ? pcre2_match_data_create(1, NULL) : NULL;
-    pcre2_match_context *mc = md ? pcre2_match_context_create(NULL) : NULL;
-    pcre2_jit_stack *js = mc ? pcre2_jit_stack_create(32 * 1024, 16 * 1024 * 1024, NULL) : NULL;
-    vkl_merge_work mw = {0};
-    int rc = mc ? 0 : -1;
-    if (rc < 0 && s && w.next) vkl_fail(err, "out of host memory for the pre-tokenizer");
-    if (js) pcre2_jit_stack_assign(mc, NULL, js);
-    if (rc == 0 && n > 0) w.ends[w.n++] = (uint32_t)n;
-    for (int i = 0; rc == 0 && i < b->n_re; i++) rc = split_words(b->re[i], s, &w, md, mc, err);
-
-    size_t longest = 0;
-    for (size_t k = 0, start = 0; rc == 0 && k < w.n; start = w.ends[k++]) longest = VKL_MAX(longest, w.ends[k] - start);
-    if (rc == 0 && longest > 0) {
-        mw.buf = vkl_malloc(2 * longest, err);
-        mw.sym = mw.buf ? vkl_malloc(2 * longest * sizeof *mw.sym, err) : NULL;
-        mw.heap = mw.sym ? vkl_malloc(6 * longest * sizeof *mw.heap, err) : NULL;
-        if (!mw.heap) rc = -1;
-    }
-    for (size_t k = 0, start = 0; rc == 0 && k < w.n; start = w.ends[k++])
-        encode_word(t, &mw, s + start, w.ends[k] - start, e);
-    free(mw.buf);
-    free(mw.sym);
-    free(mw.heap);
-    pcre2_jit_stack_free(js);
-    pcre2_match_context_free(mc);
-    pcre2_match_data_free(md);
+    int rc = w.next ? pretokenize(t->bpe, s, n, &w, err) : -1;
+    if (rc == 0) rc = encode_words(t, s, &w, e, err);
     free(w.ends);
     free(w.next);
     free(s);

@@ -654,7 +654,8 @@ static void test_pretok_splits(const char *dir) {
         if (!t) break;
         int32_t expect[64], ids[64];
         int n_expect = 0;
-        for (int k = 0; k < 8 && cases[c].words[k]; k++) n_expect += tokenize(base, cases[c].words[k], false, false, expect + n_expect);
+        for (int k = 0; k < 8 && cases[c].words[k]; k++)
+            n_expect += tokenize(base, cases[c].words[k], false, false, expect + n_expect);
         int n = tokenize(t, text, false, false, ids);
         CHECK(n == n_expect && !memcmp(ids, expect, (size_t)n * sizeof *ids), "pre-tokenizer %s: %d ids, expected %d",
               cases[c].pre, n, n_expect);
@@ -734,7 +735,8 @@ int main(void) {
         }
         if (dir) test_other_vocabs(dir);
     }
-    static const char *const names[] = {"tok-bert", "tok-bpe-pre", "tok-notok", "tok-nomodel", "tok-scores", "tok-bos", "tok-tiny"};
+    static const char *const names[] = {"tok-bert",   "tok-bpe-pre", "tok-notok", "tok-nomodel",
+                                        "tok-scores", "tok-bos",     "tok-tiny"};
     for (size_t i = 0; i < VKL_ARRAY_LEN(names); i++) {
         char p[512];
         snprintf(p, sizeof p, "%s/%s.gguf", tmpdir, names[i]);
