@@ -140,7 +140,7 @@ int main(void) {
     expect_fail("-m x.gguf -t 99999999999999999999", 2, "bad value");
     expect_fail("-m x.gguf --temp nan", 2, "bad value");
     expect_fail("-m x.gguf --top-p 2", 2, "bad value");
-    expect_fail("-m x.gguf --seed -1", 2, "bad value");
+    expect_fail("-m x.gguf --seed -2", 2, "bad value");
     expect_fail("-m x.gguf -ngl x", 2, "bad value");
     expect_fail("-m x.gguf --template nosuch", 2, "bad value");
     expect_fail("-m /nonexistent/model.gguf", 1, "nonexistent");
