@@ -172,8 +172,7 @@ static bool set_value(cli_gen *g, const cli_opt *o, const char *val) {
     }
 }
 
-/* In place: llama.cpp's escapes (\n \r \t \' \" \\ \xNN); any other backslash stays as it is. */
-static void unescape(char *s) {
+void cli_unescape(char *s) {
     char *w = s;
     for (const char *r = s; *r; r++) {
         if (*r != '\\' || !r[1]) {
@@ -258,9 +257,9 @@ int cli_gen_parse(cli_gen *g, unsigned cmd, int argc, char **argv) {
     }
     if (!g->no_escape) {
         /* argv strings are writable (C11 5.1.2.2.1) */
-        if (g->prompt) unescape((char *)(uintptr_t)g->prompt);
-        if (g->system) unescape((char *)(uintptr_t)g->system);
-        for (int k = 0; k < g->n_reverse; k++) unescape((char *)(uintptr_t)g->reverse[k]);
+        if (g->prompt) cli_unescape((char *)(uintptr_t)g->prompt);
+        if (g->system) cli_unescape((char *)(uintptr_t)g->system);
+        for (int k = 0; k < g->n_reverse; k++) cli_unescape((char *)(uintptr_t)g->reverse[k]);
     }
     if (!g->model) {
         fprintf(stderr, "vkllm %s: -m MODEL is required (see --help)\n", name);

@@ -42,6 +42,9 @@ void cli_gen_help(FILE *out, unsigned cmd);
 int cli_log_parse(const char *cmd, int argc, char **argv, int *i);
 extern const char cli_log_help[];
 
+/* In place: llama.cpp's escapes (\n \r \t \' \" \\ \xNN); any other backslash stays as it is. */
+void cli_unescape(char *s);
+
 /* The prompt: -p as given (unescaped by the parser), or -f's file with one trailing newline
  * removed (as llama.cpp does); malloc'd, *len bytes. NULL after a one-line message. */
 char *cli_gen_prompt_text(const cli_gen *g, const char *cmd, size_t *len);
