@@ -303,6 +303,39 @@ static void chat_piped(void) {
     }
     CHECK(l1[0] && !strcmp(l1, l2), "/regen greedy: '%s' vs '%s'", l1, l2);
     free(out), free(err);
+    /* /save, then /load in a new chat continues the same conversation (-b 1: every token evaluated
+     * alone in both, so the cache holds the same numbers) */
+    char conv[600];
+    snprintf(conv, sizeof conv, "%s/conv.json", tmp_dir);
+    rc = cli(NULL, "chat --help");
+    out = test_slurp(out_path);
+    bool json = strstr(out, "with cJSON") != NULL;
+    free(out);
+    if (json) {
+        char in[1024], a2[256] = "", b1[256] = "";
+        snprintf(in, sizeof in, "hello\\n/save %s\\nnext\\n", conv);
+        rc = cli(in, "chat -m '%s' --temp 0 -n 6 -t 1 -b 1 -sys 'Be brief'", model);
+        out = test_slurp(out_path);
+        const char *nl1 = strchr(out, '\n');
+        if (nl1) snprintf(a2, sizeof a2, "%.*s", (int)strcspn(nl1 + 1, "\n"), nl1 + 1);
+        free(out);
+        char *saved = test_slurp(conv);
+        CHECK(rc == 0 && strstr(saved, "\"role\":\t\"system\"") && strstr(saved, "\"content\":\t\"hello\""),
+              "/save: exit %d: %s", rc, saved);
+        free(saved);
+        snprintf(in, sizeof in, "/load %s\\nnext\\n", conv);
+        rc = cli(in, "chat -m '%s' --temp 0 -n 6 -t 1 -b 1", model);
+        out = test_slurp(out_path);
+        snprintf(b1, sizeof b1, "%.*s", (int)strcspn(out, "\n"), out);
+        free(out);
+        CHECK(rc == 0 && a2[0] && !strcmp(a2, b1), "/load continues the saved chat: '%s' vs '%s'", a2, b1);
+        rc = cli("/load /nonexistent.json\\n", "chat -m '%s' -n 2", model);
+        err = test_slurp(err_path);
+        CHECK(rc == 0 && strstr(err, "cannot read /nonexistent.json"), "/load of a missing file: %s", err);
+        free(err);
+    } else {
+        printf("vkllm built without cJSON: /save and /load are not checked\n");
+    }
     rc = cli("hi\\n", "chat -m '%s' --chat-template chatml --temp 0 -n 2 -t 1", model);
     err = test_slurp(err_path);
     CHECK(rc == 0 && strstr(err, "chat template chatml"), "--chat-template: %s", err);

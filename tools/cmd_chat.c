@@ -17,6 +17,18 @@
 #include "gguf.h"
 #include "vkllm.h"
 
+#ifdef VKLLM_JSON
+#include <cjson/cJSON.h>
+#endif
+
+static const char *chat_json_built(void) {
+#ifdef VKLLM_JSON
+    return "with cJSON";
+#else
+    return "not built in: no cJSON";
+#endif
+}
+
 static void usage(FILE *out) {
     fprintf(out,
             "usage: vkllm chat -m MODEL.gguf [options]\n"
@@ -24,8 +36,9 @@ static void usage(FILE *out) {
             "Chats on stdin/stdout: one user message per line (a line ending in \\ continues on the next),\n"
             "the reply streamed after it, its timings on stderr. On a terminal the input line can be\n"
             "edited, with history (%s); Ctrl-C stops a reply and, at the prompt, ends the\n"
-            "chat. Piped, it reads lines until end of input. Commands: /help, /reset, /regen, /exit.\n",
-            cli_line_editing() ? "libedit" : "not built in: plain input");
+            "chat. Piped, it reads lines until end of input. Commands: /help, /reset, /regen, /exit,\n"
+            "/save FILE and /load FILE (the conversation as JSON; %s).\n",
+            cli_line_editing() ? "libedit" : "not built in: plain input", chat_json_built());
     cli_gen_help(out, CLI_CHAT);
     fprintf(out, "\nchat templates:");
     for (int t = 0; t < VKL_CHAT_TEMPLATE_COUNT; t++) fprintf(out, " %s", vkl_chat_template_name((vkl_chat_template)t));
@@ -356,6 +369,8 @@ static void print_commands(void) {
     printf("/help          this list\n"
            "/reset         forget the conversation (the system message stays)\n"
            "/regen         drop the last reply and sample a new one\n"
+           "/save FILE     write the conversation as JSON: {\"messages\": [{\"role\", \"content\"}, ...]}\n"
+           "/load FILE     continue the conversation of such a file\n"
            "/exit, /quit   end the chat (also Ctrl-D; Ctrl-C at the prompt)\n"
            "A line ending in \\ continues the message on the next line; Ctrl-C stops a reply.\n"
            "Start a message with // to send one that begins with /.\n");
@@ -376,6 +391,83 @@ static int regenerate(chat_state *st) {
     return rc;
 }
 
+#ifdef VKLLM_JSON
+/* /save: the messages as {"messages": [{"role": ..., "content": ...}, ...]}. Returns 0, or 1
+ * after a message. */
+static int save_conversation(chat_state *st, const char *path) {
+    cJSON *root = cJSON_CreateObject(), *arr = root ? cJSON_AddArrayToObject(root, "messages") : NULL;
+    for (size_t i = 0; arr && i < st->n_msgs; i++) {
+        cJSON *m = cJSON_CreateObject();
+        if (!m || !cJSON_AddStringToObject(m, "role", st->msgs[i].role) ||
+            !cJSON_AddStringToObject(m, "content", st->msgs[i].content) || !cJSON_AddItemToArray(arr, m)) {
+            cJSON_Delete(m);
+            arr = NULL;
+        }
+    }
+    char *text = arr ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    FILE *f = text ? fopen(path, "w") : NULL;
+    bool ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    if (f && fclose(f)) ok = false;
+    free(text);
+    if (!ok) fprintf(stderr, "vkllm chat: cannot write %s\n", path);
+    return ok ? 0 : 1;
+}
+
+/* The role's static name, NULL when it is not one of the three. */
+static const char *known_role(const char *r) {
+    static const char *const roles[] = {"system", "user", "assistant"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(r, roles[i])) return roles[i];
+    return NULL;
+}
+
+/* /load: replaces the conversation by a /save file's (checked whole first). Returns 0, 1 after a
+ * message (the conversation unchanged), -1 on a fatal error. */
+static int load_conversation(chat_state *st, const char *path) {
+    vkl_error err = {{0}};
+    size_t len;
+    char *text = cli_read_file(path, &len, &err);
+    if (!text) {
+        fprintf(stderr, "vkllm chat: %s\n", err.msg);
+        return 1;
+    }
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    free(text);
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "messages"), *m;
+    bool ok = cJSON_IsArray(arr);
+    cJSON_ArrayForEach(m, arr) {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role"), *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+        ok &= cJSON_IsString(role) && cJSON_IsString(c) && known_role(role->valuestring);
+    }
+    if (!ok) {
+        fprintf(stderr, "vkllm chat: %s: expected {\"messages\": [{\"role\": \"user\", \"content\": \"...\"}, ...]} "
+                "(roles system, user, assistant)\n", path);
+        cJSON_Delete(root);
+        return 1;
+    }
+    drop_msgs(st, 0);
+    int rc = reset_conversation(st);
+    cJSON_ArrayForEach(m, arr) {
+        const char *c = cJSON_GetObjectItemCaseSensitive(m, "content")->valuestring;
+        if (rc == 0 && add_msg(st, known_role(cJSON_GetObjectItemCaseSensitive(m, "role")->valuestring), c, strlen(c))) {
+            fprintf(stderr, "vkllm chat: out of memory\n");
+            rc = -1;
+        }
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+#else
+static int save_conversation(chat_state *st, const char *path) {
+    (void)st, (void)path;
+    fprintf(stderr, "vkllm chat: /save and /load need cJSON (this build has none: apt-get install libcjson-dev)\n");
+    return 1;
+}
+
+static int load_conversation(chat_state *st, const char *path) { return save_conversation(st, path); }
+#endif
+
 /* A line starting with '/': runs the command. Returns 0, 1 to end the chat, -1 on a fatal error. */
 static int command(chat_state *st, const char *line) {
     if (!strcmp(line, "/exit") || !strcmp(line, "/quit")) return 1;
@@ -384,6 +476,16 @@ static int command(chat_state *st, const char *line) {
         return 0;
     }
     if (!strcmp(line, "/regen")) return regenerate(st);
+    if (!strncmp(line, "/save ", 6) || !strncmp(line, "/load ", 6)) {
+        const char *path = line + 6;
+        while (*path == ' ') path++;
+        int rc = line[1] == 's' ? save_conversation(st, path) : load_conversation(st, path);
+        if (rc > 0) return 0; /* a message said why */
+        if (rc == 0)
+            fprintf(stderr, "vkllm chat: %s %zu messages %s %s\n", line[1] == 's' ? "saved" : "loaded", st->n_msgs,
+                    line[1] == 's' ? "to" : "from", path);
+        return rc;
+    }
     if (!strcmp(line, "/reset")) {
         if (reset_conversation(st)) return -1;
         fprintf(stderr, "vkllm chat: conversation reset\n");
