@@ -7,6 +7,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "gguf.h"
@@ -203,34 +204,49 @@ static void quiet_and_verbose(void) {
     free(err);
 }
 
-/* Ctrl-C (SIGINT) stops run's generation; the timings line still comes, exit 130. */
-static void run_sigint(void) {
+/* Starts `vkllm ARGV...` with stdout and stderr in the files, sends SIGINT once stdout has more
+ * than `after` bytes or `secs` have passed, and returns the exit status. */
+static int interrupt_after(char *const argv[], size_t after, double secs) {
     fflush(stdout);
+    unlink(out_path);
     pid_t pid = fork();
     if (pid == 0) {
         FILE *o = freopen(out_path, "w", stdout), *e = freopen(err_path, "w", stderr);
         (void)o, (void)e;
-        execl(VKLLM_CLI, "vkllm", "run", "-m", model, "-p", "Once", "-n", "-1", "-c", "2048", "--temp", "0",
-              "--ignore-eos", "-t", "1", (char *)NULL);
+        execv(VKLLM_CLI, argv);
         _exit(127);
     }
     struct timespec ms = {0, 50 * 1000 * 1000};
-    for (int i = 0; i < 400; i++) { /* until the generation is under way */
+    for (int i = 0; i < secs * 20; i++) {
         char *out = test_slurp(out_path);
         size_t n = strlen(out);
         free(out);
-        if (n > 40) break;
+        if (n > after) break;
         nanosleep(&ms, NULL);
     }
     kill(pid, SIGINT);
     int st = 0;
     waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Ctrl-C (SIGINT) stops run's generation, the timings line still comes, exit 130; bench prints the
+ * rows measured so far. */
+static void sigint(void) {
+    char *run[] = {"vkllm", "run", "-m", model, "-p", "Once", "-n", "-1", "-c", "2048", "--temp", "0", "--ignore-eos",
+                   "-t", "1", NULL};
+    int rc = interrupt_after(run, 40, 20), n = 0;
     char *err = test_slurp(err_path);
-    int n = 0;
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 130, "run after SIGINT: status %d", st);
+    CHECK(rc == 130, "run after SIGINT: exit %d", rc);
     CHECK(strstr(err, "interrupted") && strstr(err, "load: ") && gen_rate(err, &n) > 0 && n < 2000,
           "timings after SIGINT: %s", err);
     free(err);
+    char *bench[] = {"vkllm", "bench", "-m", model, "-p", "8", "-n", "2000", "-r", "1000", "--no-bw", "-o", "csv", NULL};
+    rc = interrupt_after(bench, SIZE_MAX, 3);
+    char *out = test_slurp(out_path);
+    CHECK(rc == 130 && !strncmp(out, "model_filename,", 15) && strstr(out, ",pp8,"), "bench after SIGINT: exit %d: %s",
+          rc, out);
+    free(out);
 }
 
 static void warnings(void) {
@@ -358,7 +374,7 @@ int main(void) {
         text_pipeline();
         llama_names();
         quiet_and_verbose();
-        run_sigint();
+        sigint();
         warnings();
         chat_piped();
     }

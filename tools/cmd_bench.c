@@ -439,11 +439,19 @@ static int run_config(const bench_args *a, const config *cf, bw_cache *bw, row_l
             snprintf(r->backend, sizeof r->backend, "%s", backend_name(cf->mi, ngl_run));
             snprintf(r->device, sizeof r->device, "%s", device);
             for (int rep = 0; rep < a->reps; rep++) {
+                if (cli_interrupted) { /* Ctrl-C: keep the repetitions done, print what was measured */
+                    r->reps = rep;
+                    break;
+                }
                 const double s = kind == 0 ? bench_time_pp(c, toks, n, &err) : bench_time_tg(c, toks, n, &err);
                 if (s < 0) goto eval_fail;
                 r->samples[rep] = s > 0 ? n / s : 0;
             }
-            bench_stats(r->samples, a->reps, &r->mean, &r->sd, NULL);
+            if (r->reps == 0) {
+                rows->n--;
+                goto done;
+            }
+            bench_stats(r->samples, r->reps, &r->mean, &r->sd, NULL);
             if (kind == 1) {
                 double on_gpu, on_cpu;
                 token_bytes(cf->mi, ngl_run, (n + 1) / 2.0, &on_gpu, &on_cpu);
@@ -781,6 +789,7 @@ int cmd_bench(int argc, char **argv) {
     }
     model_info mis[MAX_MODELS];
     memset(mis, 0, sizeof mis);
+    cli_sigint_install(); /* Ctrl-C: stop, and print the rows measured so far */
     config *cfgs = NULL;
     row_list rows = {0};
     bw_cache bw = {0};
@@ -856,11 +865,17 @@ int cmd_bench(int argc, char **argv) {
             if (cfgs[i].ngl_eff > 0) gpu_bw(&bw, &a);
         }
     const double t_start = vkl_time_s();
-    for (int i = 0; i < n_cfg; i++) {
+    for (int i = 0; i < n_cfg && !cli_interrupted; i++) {
         config *cf = &cfgs[i];
         const int first_row = rows.n;
         const double t0 = vkl_time_s();
-        if (run_config(&a, cf, &bw, &rows, cpu_name)) goto print;
+        const int crc = run_config(&a, cf, &bw, &rows, cpu_name);
+        if (cli_interrupted) { /* Ctrl-C: the rows measured so far, exit 130 */
+            fprintf(stderr, "bench: interrupted\n");
+            rc = 130;
+            goto print;
+        }
+        if (crc) goto print;
         const double dt = vkl_time_s() - t0;
         cf->secs = dt;
         char line[1024], el[32], eta[32];
@@ -879,8 +894,8 @@ int cmd_bench(int argc, char **argv) {
         else fprintf(stderr, "%s (%.1f s); elapsed %s, more than %s left (no %s configuration timed yet)\n", line, dt,
                      el, eta, cf->ngl_eff > 0 ? "CPU-only" : "Vulkan");
     }
-    rc = 0;
-print: /* the rows measured so far, also after a failed configuration */
+    rc = cli_interrupted ? 130 : 0;
+print: /* the rows measured so far, also after a failed configuration or Ctrl-C */
     if (rows.n > 0) {
         if (a.out == OUT_MD) print_md(&rows, &bw);
         else if (a.out == OUT_CSV) print_csv(&rows);
