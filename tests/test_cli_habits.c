@@ -364,9 +364,9 @@ static void chat_piped(void) {
 
 int main(void) {
     test_make_tmp_dir(tmp_dir, sizeof tmp_dir, "cli_habits");
-    snprintf(out_path, sizeof out_path, "%s/out", tmp_dir);
-    snprintf(err_path, sizeof err_path, "%s/err", tmp_dir);
-    snprintf(model, sizeof model, "%s/synth.gguf", tmp_dir);
+    test_path(out_path, sizeof out_path, tmp_dir, "out");
+    test_path(err_path, sizeof err_path, tmp_dir, "err");
+    test_path(model, sizeof model, tmp_dir, "synth.gguf");
     int rc = cli(NULL, "synth -o '%s' --preset tiny", model);
     CHECK(rc == 0, "synth: exit %d", rc);
     if (rc == 0) {

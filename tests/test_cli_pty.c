@@ -87,22 +87,6 @@ static void strip_cr(char *s) {
     *w = 0;
 }
 
-/* Line i (0-based) of s, without its newline. */
-static void line_at(const char *s, int i, char *buf, size_t n) {
-    for (; i > 0 && s; i--) {
-        s = strchr(s, '\n');
-        if (s) s++;
-    }
-    size_t len = 0;
-    if (s) {
-        const char *e = strchr(s, '\n');
-        len = e ? (size_t)(e - s) : strlen(s);
-    }
-    if (len >= n) len = n - 1;
-    if (s) memcpy(buf, s, len);
-    buf[len] = 0;
-}
-
 static bool has_line_editing(void) {
     char args[64];
     snprintf(args, sizeof args, "chat --help");
@@ -119,8 +103,8 @@ static void editing(void) {
     snprintf(args, sizeof args, "chat -m '%s' --temp 0 -t 1 -c 4096 -n 6", model);
     int rc = test_run_cli(NULL, args, "aXbc\\naXbc\\n", out_path, "/dev/null");
     char *piped = test_slurp(out_path), reply1[512], reply2[512];
-    line_at(piped, 0, reply1, sizeof reply1);
-    line_at(piped, 1, reply2, sizeof reply2);
+    test_line_at(piped, 0, reply1, sizeof reply1);
+    test_line_at(piped, 1, reply2, sizeof reply2);
     free(piped);
     CHECK(rc == 0 && reply1[0] && reply2[0], "piped chat: exit %d, replies '%s' '%s'", rc, reply1, reply2);
 
