@@ -6,10 +6,11 @@ FUZZ_TIME  ?= 20
 FIXTURES   ?= ../shared/fixtures
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
+PREFIX     ?= /usr/local
 VKLLM      := $(BUILD)/bin/vkllm
 DEMO_DIR   := $(BUILD)/demo
 
-.PHONY: all deps build build-asan demo test test-fast test-asan fuzz clean
+.PHONY: all deps build build-asan demo install test test-fast test-asan test-install test-clone fuzz clean
 
 all: build
 
@@ -27,9 +28,15 @@ build-asan: deps
 demo: build
 	@bash scripts/demo.sh $(BUILD)
 
+# The vkllm binary, libvkllm (static, and shared with a versioned soname), vkllm.h and vkllm.pc.
+install: build
+	@cmake --install $(BUILD) --prefix $(PREFIX)
+
 # The whole suite: the release build, then the same suite under ASan + UBSan, then each fuzzer
-# for FUZZ_TIME seconds.
-test: test-fast test-asan fuzz
+# for FUZZ_TIME seconds, then the installed library (examples/greedy.c built with pkg-config), and,
+# where the larger reference set is present, a copy of the checkout without it (what a user's clone
+# sees: the in-repository set alone, no test skipped).
+test: test-fast test-asan fuzz test-install test-clone
 
 test-fast: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -40,6 +47,13 @@ test-asan: build-asan
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS)
 
+test-install: build
+	@bash scripts/check-install.sh $(BUILD)
+
+test-clone:
+	@if [ -d "$(FIXTURES)" ]; then bash scripts/check-clone.sh $(JOBS); \
+	else echo "test-clone: $(FIXTURES) is absent, so test-fast already ran as a plain clone does"; fi
+
 # libFuzzer harnesses (clang, ASan + UBSan) for the GGUF reader and the model loader, each run for
 # FUZZ_TIME seconds (`make fuzz FUZZ_TIME=600` for a longer run) on a corpus seeded with small
 # synthetic models, the fixtures' headers and tests/regress/. A crash fails the target; the input
@@ -47,7 +61,7 @@ test-asan: build-asan
 fuzz: deps
 	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DVKLLM_FUZZ=ON $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_gguf fuzz_model fuzz_corpus
-	@$(FUZZ_BUILD)/bin/fuzz_corpus $(FUZZ_BUILD)/seeds $(FIXTURES)
+	@$(FUZZ_BUILD)/bin/fuzz_corpus $(FUZZ_BUILD)/seeds tests/fixtures $(FIXTURES)
 	@mkdir -p $(FUZZ_BUILD)/crashes
 	@for t in gguf model; do \
 	  mkdir -p $(FUZZ_BUILD)/corpus-$$t; \

@@ -11,3 +11,22 @@ const char *vkl_device_kind_name(vkl_device_kind k) {
     }
     return "other";
 }
+
+const vkl_backend_reg *vkl_backend_host(void) {
+    for (const vkl_backend_entry *e = vkl_backend_registry; e->reg; e++)
+        if (e->role == VKL_BACKEND_HOST) return e->reg;
+    return NULL;
+}
+
+const vkl_backend_reg *vkl_backend_offload(void) {
+    const vkl_backend_reg *first = NULL;
+    int n = 0;
+    for (const vkl_backend_entry *e = vkl_backend_registry; e->reg; e++) n += e->role == VKL_BACKEND_OFFLOAD;
+    for (const vkl_backend_entry *e = vkl_backend_registry; e->reg; e++) {
+        if (e->role != VKL_BACKEND_OFFLOAD) continue;
+        if (!first) first = e->reg;
+        vkl_error err;
+        if (n == 1 || e->reg->enumerate(NULL, 0, &err) > 0) return e->reg; /* only one: no probe */
+    }
+    return first;
+}

@@ -1,5 +1,6 @@
 /* The backend interface. The core talks to backends only through this header; each backend
- * (backends/cpu, backends/vulkan) defines one `vkl_backend_reg` declared at the bottom. */
+ * (backends/cpu, backends/vulkan) defines one `vkl_backend_reg`, and backends/registry.c lists them
+ * (vkl_backend_registry, at the bottom). */
 #ifndef VKL_BACKEND_H
 #define VKL_BACKEND_H
 
@@ -96,15 +97,28 @@ typedef struct vkl_backend_reg {
     vkl_backend *(*open)(int index, const vkl_backend_config *cfg, vkl_error *err);
 } vkl_backend_reg;
 
-/* The CPU backend's open (backends/cpu/cpu_backend.c), also reachable as vkl_cpu_backend_reg.open. */
-vkl_backend *vkl_cpu_backend_open(int index, const vkl_backend_config *cfg, vkl_error *err);
-
 /* Convenience wrappers over be->ops. */
 static inline void vkl_backend_close(vkl_backend *be) {
     if (be) be->ops->close(be);
 }
 
-extern const vkl_backend_reg vkl_cpu_backend_reg;
-extern const vkl_backend_reg vkl_vulkan_backend_reg;
+/* What a registered backend is for. The host backend runs every op and holds what no device takes
+ * (the offload plan's device 0); offload backends hold layers (the plan's GPUs). */
+typedef enum vkl_backend_role { VKL_BACKEND_HOST, VKL_BACKEND_OFFLOAD } vkl_backend_role;
+
+typedef struct vkl_backend_entry {
+    const vkl_backend_reg *reg; /* NULL ends the list */
+    vkl_backend_role role;
+} vkl_backend_entry;
+
+/* The backends built in, in order of preference (backends/registry.c: the only place that names
+ * them; a new backend is its folder plus one line there). */
+extern const vkl_backend_entry vkl_backend_registry[];
+
+/* The first registered host backend (never NULL in a working build). */
+const vkl_backend_reg *vkl_backend_host(void);
+/* The offload backend to use: the first registered one that reports a device, else the first one
+ * (so that its enumerate explains why there is none); NULL when the build has none. */
+const vkl_backend_reg *vkl_backend_offload(void);
 
 #endif

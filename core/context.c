@@ -126,6 +126,12 @@ static void dry_run_free(dry_run *d) {
     vkl_kv_cache_free(d->kv);
 }
 
+/* The offload backend's devices (backends/registry.c); -1 with a message in a build without one. */
+static int gpu_enumerate(vkl_device_info *out, int max, vkl_error *err) {
+    const vkl_backend_reg *reg = vkl_backend_offload();
+    return reg ? reg->enumerate(out, max, err) : vkl_fail(err, "this build has no GPU backend");
+}
+
 /* The plan for model m under params p (n_ctx/n_batch defaulted by the caller). Opens no device. */
 static int make_plan(vkl_model *m, const vkl_backend *cpu_or_null, const vkllm_model_params *p, int n_ctx, int n_batch,
                      uint64_t **layer_bytes_out, vkl_offload_plan *plan, vkl_error *err) {
@@ -155,7 +161,7 @@ static int make_plan(vkl_model *m, const vkl_backend *cpu_or_null, const vkllm_m
     vkl_device_info cpu_info;
     vkl_error e0;
     if (cpu_or_null) snprintf(devs[0].name, sizeof devs[0].name, "%.63s", cpu_or_null->info.name);
-    else if (vkl_cpu_backend_reg.enumerate && vkl_cpu_backend_reg.enumerate(&cpu_info, 1, &e0) > 0)
+    else if (vkl_backend_host()->enumerate(&cpu_info, 1, &e0) > 0)
         snprintf(devs[0].name, sizeof devs[0].name, "%.63s", cpu_info.name);
     else
         snprintf(devs[0].name, sizeof devs[0].name, "CPU");
@@ -171,7 +177,7 @@ static int make_plan(vkl_model *m, const vkl_backend *cpu_or_null, const vkllm_m
     if (auto_fit || p->n_gpu_layers > 0) {
         vkl_device_info info[16];
         vkl_error e2;
-        int n_vk = vkl_vulkan_backend_reg.enumerate(info, 16, &e2);
+        int n_vk = gpu_enumerate(info, 16, &e2);
         int want = p->n_devices > 0 ? p->n_devices : 1;
         if (n_vk < 1 && !auto_fit) {
             free(lb);
@@ -325,7 +331,7 @@ static int offload_model(vkllm_model *mm, const vkl_backend_config *base_cfg, vk
         if (!u->n_layers && !u->head) continue;
         vkl_backend_config cfg = *base_cfg;
         cfg.mem_block_size = p->dev[d].block_size;
-        vkl_backend *be = mm->gpu[d - 1] = vkl_vulkan_backend_reg.open(p->dev[d].index, &cfg, err);
+        vkl_backend *be = mm->gpu[d - 1] = vkl_backend_offload()->open(p->dev[d].index, &cfg, err);
         if (!be) return -1;
         uint64_t cap = vkl_offload_chunk_cap(&p->dev[d]);
         int end = u->first_layer + u->n_layers;
@@ -382,7 +388,7 @@ vkllm_model_params vkllm_model_default_params(void) {
 }
 
 int vkllm_gpu_count(vkllm_error *err) {
-    return vkl_vulkan_backend_reg.enumerate(NULL, 0, ERR(err));
+    return gpu_enumerate(NULL, 0, ERR(err));
 }
 
 int vkllm_model_check(const char *path, vkllm_error *err) {
@@ -428,7 +434,7 @@ vkllm_model *vkllm_model_load(const char *path, const vkllm_model_params *params
         goto fail;
     }
     vkl_backend_config cfg = {.n_threads = p.n_threads, .reference = p.reference, .profile = p.profile};
-    mm->cpu = vkl_cpu_backend_open(0, &cfg, ERR(err));
+    mm->cpu = vkl_backend_host()->open(0, &cfg, ERR(err));
     if (!mm->cpu) goto fail;
     int n_ctx, n_batch;
     plan_defaults(mm->m, &p, &n_ctx, &n_batch);

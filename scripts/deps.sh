@@ -2,7 +2,7 @@
 # Checks the build dependencies; installs the missing ones with apt-get when run as root,
 # otherwise prints the exact apt-get line to run.
 set -euo pipefail
-PKGS="cmake make gcc clang libvulkan-dev libvulkan-volk-dev glslang-tools spirv-tools mesa-vulkan-drivers vulkan-validationlayers vulkan-tools libedit-dev libcjson-dev"
+PKGS="cmake make gcc clang pkg-config libvulkan-dev libvulkan-volk-dev glslang-tools spirv-tools mesa-vulkan-drivers vulkan-validationlayers vulkan-tools libedit-dev libcjson-dev"
 missing=()
 have() { command -v "$1" >/dev/null 2>&1; }
 # `make fuzz` needs libFuzzer: clang -fsanitize=fuzzer must link. Debian 12 ships it in
@@ -19,6 +19,7 @@ fuzzer_links() {
 }
 have cmake || missing+=(cmake)
 have gcc || missing+=(gcc)
+have pkg-config || missing+=(pkg-config)
 have clang || missing+=(clang)
 have clang && ! fuzzer_links && missing+=("$(clang_rt_pkg)")
 have glslangValidator || missing+=(glslang-tools)

@@ -73,6 +73,7 @@ static int ref_load(const char *tokens_path, const char *logits_path, ref_case *
         else if (!strncmp(line, "logits_from ", 12)) r->logits_from = atoi(line + 12);
         else if (!strncmp(line, "prompt ", 7)) np = ref_read_ids(line + 7, &r->prompt);
         else if (!strncmp(line, "generated ", 10)) r->n_generated = ref_read_ids(line + 10, &r->generated);
+        else if (!strncmp(line, "greedy ", 7)) r->n_generated = ref_read_ids(line + 7, &r->generated); /* compact set */
     }
     fclose(f);
     r->n_prompt = np;

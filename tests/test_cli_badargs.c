@@ -8,7 +8,7 @@
 #include "test.h"
 
 static char tmp_dir[256], out_path[512], err_path[512], empty_file[512], long_prompt[512];
-static const char *model; /* tiny-q8_0, or NULL without the fixtures */
+static const char *model; /* the in-repository mini-q8_0 */
 
 /* Runs `vkllm ARGS` (a shell fragment) with stdin from /dev/null; stdout/stderr into files. */
 static int run_cli(const char *args) { return test_run_cli(NULL, args, NULL, out_path, err_path); }
@@ -163,11 +163,8 @@ int main(void) {
     if (f) fclose(f);
 
     static char model_path[512];
-    const char *fx = test_fixtures_dir();
-    if (fx) {
-        snprintf(model_path, sizeof model_path, "%s/models/tiny-q8_0.gguf", fx);
-        model = model_path;
-    }
+    test_fixture_model(model_path, sizeof model_path, "mini-q8_0");
+    model = model_path;
     cmd_run_cases();
     cmd_chat_cases();
     cmd_tokenize_cases();

@@ -1,4 +1,4 @@
-/* `vkllm bench`: one-line messages and exit codes on bad input, and quick real runs on the tiny
+/* `vkllm bench`: one-line messages and exit codes on bad input, and quick real runs on the mini
  * Q4_0 fixture (CPU, and all layers on Vulkan when a device exists) checking the shape of the
  * md / csv / json outputs, the progress lines and the SVG plot. */
 #include <stdbool.h>
@@ -72,7 +72,7 @@ static void check_run(const char *model, const char *ngl, int n_cfg) {
     if (out && err) {
         CHECK(!strncmp(out, "| model | size | params | type | backend | ngl | threads | device | test | t/s |", 78),
               "md header: %s", out);
-        CHECK(count_prefixed(out, "| tiny-q4_0.gguf |") == rows, "md rows (expected %d): %s", rows, out);
+        CHECK(count_prefixed(out, "| mini-q4_0.gguf |") == rows, "md rows (expected %d): %s", rows, out);
         CHECK(count_substr(out, "| pp8 |") == n_cfg && count_substr(out, "| tg4 |") == n_cfg, "md tests: %s", out);
         CHECK(count_substr(out, " ± ") == rows, "mean ± sd in every row: %s", out);
         CHECK(count_substr(out, "| q4_0 |") == rows, "type column: %s", out);
@@ -119,7 +119,7 @@ static void check_run(const char *model, const char *ngl, int n_cfg) {
     CHECK(rc == 0 && out, "bench %s: exit %d", args, rc);
     if (out) {
         CHECK(json_shape_ok(out), "json shape: %s", out);
-        CHECK(count_substr(out, "\"avg_ts\":") == rows && count_substr(out, "\"model_filename\": \"tiny-q4_0.gguf\"") == rows,
+        CHECK(count_substr(out, "\"avg_ts\":") == rows && count_substr(out, "\"model_filename\": \"mini-q4_0.gguf\"") == rows,
               "json rows: %s", out);
         /* what does not apply is null, never 0: the pp row's bytes, the roofline and bandwidths (--no-bw) */
         CHECK(count_substr(out, "\"bytes_per_token\": null") == 1 && count_substr(out, "\"roofline_pct\": null") == 2 &&
@@ -153,11 +153,10 @@ int main(void) {
     expect_fail("-m /nonexistent/model.gguf", 1, "nonexistent");
     CHECK(run_bench("--help") == 0, "--help exits 0");
 
-    const char *fx = test_fixtures_dir();
-    if (fx) {
+    {
         char model[512], args[1024];
-        snprintf(model, sizeof model, "%s/models/tiny-q4_0.gguf", fx);
-        /* tiny has 4 layers: 0..5 are valid (5 = everything), 99 means everything too. */
+        test_fixture_model(model, sizeof model, "mini-q4_0");
+        /* mini has 2 layers: 0..3 are valid (3 = everything), 99 means everything too. */
         snprintf(args, sizeof args, "-m '%s' -ngl 0,7", model);
         expect_fail(args, 2, "beyond");
         char probe[1024];

@@ -130,10 +130,10 @@ int main(void) {
     expect_fail("-m /nonexistent/model.gguf", 1, "nonexistent");
     CHECK(run_cli("chat --help", NULL) == 0, "--help exits 0");
 
-    const char *fx = test_fixtures_dir();
-    if (fx) {
+    {
         char model[512], vocab[512];
-        snprintf(model, sizeof model, "%s/models/tiny-q8_0.gguf", fx);
+        const char *fx = test_repo_fixtures();
+        test_fixture_model(model, sizeof model, "mini-q8_0");
         snprintf(vocab, sizeof vocab, "%s/vocab/ggml-vocab-llama-spm.gguf", fx);
         chat_model(model);
 

@@ -195,52 +195,64 @@ static void test_small_model(const char *path) {
     run_free(&r);
 }
 
-static void test_fixture(const char *fixtures) {
-    char path[1024], args[1200];
-    test_path(path, sizeof path, fixtures, "models/tiny-q4_k_m.gguf");
+/* `info --tensors PATH` prints every string of want. */
+static void check_info_text(const char *path, const char *const *want, size_t n_want) {
+    char args[1200];
     snprintf(args, sizeof args, "--tensors '%s'", path);
     run_result r = run_info(args);
-    CHECK(r.code == 0, "exit %d: %s", r.code, r.err);
-    static const char *const want[] = {
-        "gguf version:  3",        "alignment:     32",      "kv count:      24",      "tensor count:  39",
-        "architecture:  \"llama\"", "name:          \"vkllm-tiny\"",
-        "context length         2048", "embedding length       256", "block count            4",
-        "feed-forward length    768",  "head count             8",   "head count kv          4",
-        "rope dimension count   32",   "rope freq base         10000", "rms epsilon            1e-05",
-        "vocab size             32000", "[string x 32000]", "q4_K ", "q6_K ", "f32 ", "blk.3.ffn_up.weight",
-        "output.weight",
-    };
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) CHECK(strstr(r.out, want[i]), "missing '%s'", want[i]);
+    CHECK(r.code == 0, "%s: exit %d: %s", path, r.code, r.err);
+    for (size_t i = 0; i < n_want; i++) CHECK(strstr(r.out, want[i]), "%s: missing '%s'", path, want[i]);
     run_free(&r);
+}
 
-    test_path(path, sizeof path, fixtures, "models/tiny-f16.gguf");
+/* `info PATH --json` is balanced, valid JSON with every string of want, and no tensor list. */
+static void check_info_json(const char *path, const char *const *want, size_t n_want) {
+    char args[1200];
     snprintf(args, sizeof args, "'%s' --json", path);
-    r = run_info(args);
-    CHECK(r.code == 0, "exit %d: %s", r.code, r.err);
+    run_result r = run_info(args);
+    CHECK(r.code == 0, "%s: exit %d: %s", path, r.code, r.err);
     int depth = 0, min_depth = 0;
     for (const char *p = r.out; *p; p++) {
         depth += (*p == '{') - (*p == '}');
         if (depth < min_depth) min_depth = depth;
     }
-    CHECK(depth == 0 && min_depth == 0, "braces unbalanced");
-    CHECK(json_valid(r.out), "invalid JSON");
-    CHECK(strstr(r.out, "\"architecture\": \"llama\""), "architecture");
-    CHECK(strstr(r.out, "\"block_count\": 4"), "block_count");
-    CHECK(strstr(r.out, "\"f16\": {\"count\": 30"), "f16 histogram");
-    CHECK(strstr(r.out, "\"f32\": {\"count\": 9"), "f32 histogram");
-    CHECK(!strstr(r.out, "\"tensors\""), "no tensor list without --tensors");
+    CHECK(depth == 0 && min_depth == 0, "%s: braces unbalanced", path);
+    CHECK(json_valid(r.out), "%s: invalid JSON", path);
+    for (size_t i = 0; i < n_want; i++) CHECK(strstr(r.out, want[i]), "%s: missing '%s'", path, want[i]);
+    CHECK(!strstr(r.out, "\"tensors\""), "%s: no tensor list without --tensors", path);
     run_free(&r);
+}
+
+/* The in-repository set: a K-quant model, a Q8_0 model as JSON, the vocabulary-only file, and a
+ * truncated copy of a real model. */
+static void test_repo_fixture(const char *fixtures) {
+    char path[1024], args[1200];
+    static const char *const text[] = {
+        "gguf version:  3",        "alignment:     32",      "kv count:      24",      "tensor count:  21",
+        "architecture:  \"llama\"", "name:          \"vkllm-mini\"",
+        "context length         4096", "embedding length       256", "block count            2",
+        "feed-forward length    768",  "head count             8",   "head count kv          4",
+        "rope dimension count   32",   "rope freq base         10000", "rms epsilon            1e-05",
+        "vocab size             4096", "[string x 4096]", "q4_K ", "q6_K ", "f32 ", "blk.1.ffn_up.weight",
+        "output.weight",
+    };
+    test_path(path, sizeof path, fixtures, "models/mini-q4_k_m.gguf");
+    check_info_text(path, text, VKL_ARRAY_LEN(text));
+    static const char *const json[] = {"\"architecture\": \"llama\"", "\"block_count\": 2", "\"q8_0\": {\"count\": 16",
+                                       "\"f32\": {\"count\": 5"};
+    test_path(path, sizeof path, fixtures, "models/mini-q8_0.gguf");
+    check_info_json(path, json, VKL_ARRAY_LEN(json));
 
     test_path(path, sizeof path, fixtures, "vocab/ggml-vocab-llama-spm.gguf");
     snprintf(args, sizeof args, "--json --tensors '%s'", path);
-    r = run_info(args);
+    run_result r = run_info(args);
     CHECK(r.code == 0 && json_valid(r.out) && strstr(r.out, "\"tensor_count\": 0"), "vocab-only file: %s", r.err);
     run_free(&r);
 
     /* a truncated copy of a real model */
     char trunc[600];
     snprintf(trunc, sizeof trunc, "%s_trunc.gguf", tmp_base);
-    test_path(path, sizeof path, fixtures, "models/tiny-q8_0.gguf");
+    test_path(path, sizeof path, fixtures, "models/mini-q8_0.gguf");
     FILE *in = fopen(path, "rb"), *out = fopen(trunc, "wb");
     static char buf[1 << 16];
     size_t total = 0, n;
@@ -249,6 +261,22 @@ static void test_fixture(const char *fixtures) {
     if (out) fclose(out);
     check_bad_file("truncated model", trunc, "outside the file");
     unlink(trunc);
+}
+
+/* The larger set: a 4-layer K-quant model with the full vocabulary, and the F16 master as JSON. */
+static void test_shared_fixture(const char *fixtures) {
+    char path[1024];
+    static const char *const text[] = {
+        "kv count:      24", "tensor count:  39", "name:          \"vkllm-tiny\"", "context length         2048",
+        "block count            4", "vocab size             32000", "[string x 32000]", "q4_K ", "q6_K ",
+        "blk.3.ffn_up.weight",
+    };
+    test_path(path, sizeof path, fixtures, "models/tiny-q4_k_m.gguf");
+    check_info_text(path, text, VKL_ARRAY_LEN(text));
+    static const char *const json[] = {"\"architecture\": \"llama\"", "\"block_count\": 4", "\"f16\": {\"count\": 30",
+                                       "\"f32\": {\"count\": 9"};
+    test_path(path, sizeof path, fixtures, "models/tiny-f16.gguf");
+    check_info_json(path, json, VKL_ARRAY_LEN(json));
 }
 
 int main(void) {
@@ -309,7 +337,8 @@ int main(void) {
     CHECK(r.code == 0 && strstr(r.out, "--tensors") && strstr(r.out, "--json"), "--help: exit %d", r.code);
     run_free(&r);
 
+    test_repo_fixture(test_repo_fixtures());
     const char *fixtures = test_fixtures_dir();
-    if (fixtures) test_fixture(fixtures);
+    if (fixtures) test_shared_fixture(fixtures);
     return test_finish();
 }

@@ -69,12 +69,12 @@ int main(void) {
     CHECK(strstr(help, "--vram-budget") && strstr(help, "--tensor-split") && strstr(help, "--kv-on-cpu"), "help: %s", help);
     free(help);
 
-    const char *fx = test_fixtures_dir();
-    if (fx) {
+    {
+        const char *fx = test_repo_fixtures();
         char args[2048];
-        snprintf(args, sizeof args, "-m '%s/models/tiny-q4_0.gguf' -ngl 0", fx);
+        snprintf(args, sizeof args, "-m '%s/models/mini-q4_0.gguf' -ngl 0", fx);
         char *out = plan_ok(NULL, args);
-        CHECK(strstr(out, "offload plan (-ngl 0)") && strstr(out, "0-3+embd+head") && strstr(out, "ms/token"),
+        CHECK(strstr(out, "offload plan (-ngl 0)") && strstr(out, "0-1+embd+head") && strstr(out, "ms/token"),
               "CPU-only plan:\n%s", out);
         free(out);
         /* A directory and an empty file are file errors (exit 1). */
@@ -82,31 +82,32 @@ int main(void) {
         expect_fail(args, 1, NULL);
 
         if (have_vulkan()) {
-            snprintf(args, sizeof args, "-m '%s/models/tiny-q4_0.gguf' -ngl 2 -c 512", fx);
+            snprintf(args, sizeof args, "-m '%s/models/mini-q4_0.gguf' -ngl 1 -c 512", fx);
             out = plan_ok(NULL, args);
-            CHECK(strstr(out, "-ngl 2") && strstr(out, "context 512") && strstr(out, "gpu0") && strstr(out, "2-3 "),
-                  "-ngl 2 plan:\n%s", out);
+            CHECK(strstr(out, "-ngl 1") && strstr(out, "context 512") && strstr(out, "gpu0") && strstr(out, "1-1 "),
+                  "-ngl 1 plan:\n%s", out);
             free(out);
-            snprintf(args, sizeof args, "-m '%s/models/tiny-q4_0.gguf' -ngl 99 --vram-budget 6G", fx);
+            snprintf(args, sizeof args, "-m '%s/models/mini-q4_0.gguf' -ngl 99 --vram-budget 6G", fx);
             out = plan_ok(NULL, args);
-            CHECK(strstr(out, "0-3+head") && strstr(out, "6144.0") && strstr(out, "--vram-budget"), "-ngl 99 plan:\n%s",
+            CHECK(strstr(out, "0-1+head") && strstr(out, "6144.0") && strstr(out, "--vram-budget"), "-ngl 99 plan:\n%s",
                   out);
             free(out);
             /* Auto-fit (the default): lavapipe is predicted slower than the CPU; a fast GPU under a
              * budget too small for one layer: the CPU with a note. */
-            snprintf(args, sizeof args, "-m '%s/models/tiny-q4_0.gguf'", fx);
+            snprintf(args, sizeof args, "-m '%s/models/mini-q4_0.gguf'", fx);
             out = plan_ok(NULL, args);
             CHECK(strstr(out, "auto-fit"), "auto-fit plan:\n%s", out);
             free(out);
-            snprintf(args, sizeof args, "-m '%s/models/tiny-q4_0.gguf' --auto-fit --vram-budget 66M", fx);
+            snprintf(args, sizeof args, "-m '%s/models/mini-q4_0.gguf' --auto-fit --vram-budget 66M", fx);
             out = plan_ok("VKLLM_GPU_BW_GBPS=400", args);
-            CHECK(strstr(out, "too small for even one layer") && strstr(out, "0-3+embd+head"), "too small:\n%s", out);
+            CHECK(strstr(out, "too small for even one layer") && strstr(out, "0-1+embd+head"), "too small:\n%s", out);
             free(out);
             /* Three-way: two logical devices on one physical device. */
-            snprintf(args, sizeof args, "-m '%s/models/tiny-q8_0.gguf' -ngl 3 --tensor-split 1,1 --vram-budget 1G,1G",
+            snprintf(args, sizeof args, "-m '%s/models/mini-q8_0.gguf' -ngl 2 --tensor-split 1,1 --vram-budget 1G,1G",
                      fx);
             out = plan_ok("VKLLM_SPLIT_SELF=2", args);
-            CHECK(strstr(out, "gpu0") && strstr(out, "gpu1") && strstr(out, "0-0+embd+head") && strstr(out, "[2/2]"),
+            CHECK(strstr(out, "gpu0") && strstr(out, "gpu1") && strstr(out, " 0-0 ") && strstr(out, " 1-1 ") &&
+                      strstr(out, "+embd+head") && strstr(out, "[2/2]"),
                   "three-way plan:\n%s", out);
             free(out);
             expect_fail("-m x.gguf -ngl 2 --device 99", 1, "--device 99");
@@ -117,7 +118,7 @@ int main(void) {
                   "devices with VKLLM_SPLIT_SELF=2:\n%s", dev_out);
             free(dev_out);
             /* run prints the plan's summary line to stderr before loading. */
-            snprintf(args, sizeof args, "-m '%s/models/tiny-q4_0.gguf' -p hi -n 2 -ngl 0 -t 2", fx);
+            snprintf(args, sizeof args, "-m '%s/models/mini-q4_0.gguf' -p hi -n 2 -ngl 0 -t 2", fx);
             int rc = run_cli(NULL, "run", args);
             char *err = slurp(err_path);
             CHECK(rc == 0 && strstr(err, "plan (-ngl 0): CPU only") && strstr(err, "tok/s"), "run: exit %d: %s", rc, err);

@@ -58,12 +58,12 @@ int main(void) {
     expect_fail("-m /nonexistent/model.gguf -p hi", 1, "nonexistent");
     CHECK(run_cli("--help") == 0, "--help exits 0");
 
-    const char *fx = test_fixtures_dir();
-    if (fx) {
+    {
+        const char *fx = test_repo_fixtures();
         char model[512], ref_tokens[512], ref_logits[512], logits_out[512], tokens_out[512], args[4096];
-        snprintf(model, sizeof model, "%s/models/tiny-q8_0.gguf", fx);
-        snprintf(ref_tokens, sizeof ref_tokens, "%s/ref/tiny-q8_0.short.tokens.txt", fx);
-        snprintf(ref_logits, sizeof ref_logits, "%s/ref/tiny-q8_0.short.logits.f32", fx);
+        snprintf(model, sizeof model, "%s/models/mini-q8_0.gguf", fx);
+        snprintf(ref_tokens, sizeof ref_tokens, "%s/ref/mini-q8_0.short.tokens.txt", fx);
+        snprintf(ref_logits, sizeof ref_logits, "%s/ref/mini-q8_0.short.logits.f32", fx);
         snprintf(logits_out, sizeof logits_out, "%s/logits.f32", tmp_dir);
         snprintf(tokens_out, sizeof tokens_out, "%s/tokens.txt", tmp_dir);
 
@@ -98,7 +98,7 @@ int main(void) {
             bad += !ok || !(e <= REF_NMSE_TOL);
         }
         CHECK(bad == 0, "%d rows out of tolerance (worst NMSE %.3g)", bad, worst);
-        printf("CLI replay tiny-q8_0.short: worst NMSE %.3g over %d rows\n", worst, ref.n_rows);
+        printf("CLI replay mini-q8_0.short: worst NMSE %.3g over %d rows\n", worst, ref.n_rows);
         free(got);
         ref_free(&ours);
 
@@ -118,10 +118,10 @@ int main(void) {
         ref_free(&ref);
 
         /* The context limit: a clean stop with a message; a prompt longer than the context fails. */
-        snprintf(args, sizeof args, "-m '%s' -f '%s/prompts/short.txt' -n 100 -c 30 --temp 0 --ignore-eos", model, fx);
+        snprintf(args, sizeof args, "-m '%s' -f '%s/prompts/short.txt' -n 100 -c 40 --temp 0 --ignore-eos", model, fx);
         rc = run_cli(args);
         err_text = read_all(err_path);
-        CHECK(rc == 0 && err_text && strstr(err_text, "context full (30 tokens)"), "context full: exit %d: %s", rc,
+        CHECK(rc == 0 && err_text && strstr(err_text, "context full (40 tokens)"), "context full: exit %d: %s", rc,
               err_text ? err_text : "");
         snprintf(args, sizeof args, "-q -m '%s' -f '%s/prompts/short.txt' -c 8", model, fx);
         expect_fail(args, 1, "longer than the context");

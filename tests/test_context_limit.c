@@ -1,4 +1,4 @@
-/* Generating past the context limit with `vkllm run` (tiny-q8_0, greedy, -c 64 -n 200): without
+/* Generating past the context limit with `vkllm run` (mini-q8_0, greedy, -c 64 -n 200): without
  * --context-shift a clean stop at the limit (exit 0, one message); with it, all 200 tokens, the
  * same tokens as the plain run up to the first shift; --keep; bad --keep values. */
 #include <sys/wait.h>
@@ -63,13 +63,11 @@ static int generate(const char *model, const char *extra, tokens *out) {
 }
 
 int main(void) {
-    const char *fx = test_fixtures_dir();
-    if (!fx) return TEST_SKIP_CODE;
     test_make_tmp_dir(tmp_dir, sizeof tmp_dir, "ctx_limit");
     snprintf(out_path, sizeof out_path, "%s/out", tmp_dir);
     snprintf(err_path, sizeof err_path, "%s/err", tmp_dir);
     char model[512];
-    snprintf(model, sizeof model, "%s/models/tiny-q8_0.gguf", fx);
+    test_fixture_model(model, sizeof model, "mini-q8_0");
 
     /* Without --context-shift: stops when the cache is full. The last sampled token is not fed
      * back, so n_ctx - n_prompt + 1 tokens come out. */

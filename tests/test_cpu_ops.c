@@ -3,6 +3,7 @@
  * executor's lifetime-based memory plan. */
 #include <math.h>
 
+#include "cpu/cpu_backend.h"
 #include "cpu/cpu_ops.h"
 #include "executor.h"
 #include "model.h"
@@ -310,10 +311,8 @@ static bool only_mul_mat(vkl_backend *be, const vkl_tensor *node) {
 }
 
 static void test_executor_split(void) {
-    const char *fx = test_fixtures_dir();
-    if (!fx) return;
     char path[1024];
-    snprintf(path, sizeof path, "%s/models/tiny-q8_0.gguf", fx);
+    test_fixture_model(path, sizeof path, "mini-q8_0");
     vkl_error err = {{0}};
     gguf_file *f = gguf_open(path, &err);
     vkl_model *m = f ? vkl_model_create(f, NULL, NULL, &err) : NULL;

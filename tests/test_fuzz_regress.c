@@ -45,9 +45,9 @@ int main(void) {
     if (d) closedir(d);
     printf("replayed %d regression inputs from %s\n", n_files, dir);
 
-    const char *fx = test_fixtures_dir();
-    if (fx) {
+    {
         char path[1024];
+        const char *fx = test_repo_fixtures();
         snprintf(path, sizeof path, "%s/vocab/ggml-vocab-llama-spm.gguf", fx);
         size_t len = 0;
         char *data = test_read_file(path, &len);

@@ -546,6 +546,14 @@ int main(void) {
     test_v2();
     test_writer_errors();
 
+    /* The in-repository set: every file parses, and the writer copies each byte for byte. */
+    const char *repo = test_repo_fixtures();
+    int n_repo = parse_dir(repo, "models") + parse_dir(repo, "vocab");
+    CHECK(n_repo == 4, "found %d in-repository fixture files", n_repo);
+    test_copy_fixture(repo, "vocab/ggml-vocab-llama-spm.gguf");
+    test_copy_fixture(repo, "models/mini-q8_0.gguf");
+    test_copy_fixture(repo, "models/mini-q4_0.gguf");
+    test_copy_fixture(repo, "models/mini-q4_k_m.gguf");
     const char *fixtures = test_fixtures_dir();
     if (fixtures) {
         int n = parse_dir(fixtures, "models") + parse_dir(fixtures, "vocab");

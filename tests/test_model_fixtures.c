@@ -188,10 +188,10 @@ void *realloc(void *p, size_t n) {
 }
 #endif
 
-static void test_no_alloc_per_token(const char *fx) {
+static void test_no_alloc_per_token(void) {
 #ifdef COUNT_MALLOCS
     char path[1024];
-    snprintf(path, sizeof path, "%s/models/tiny-q8_0.gguf", fx);
+    test_fixture_model(path, sizeof path, "mini-q8_0");
     vkllm_error err = {{0}};
     vkllm_model_params mp = vkllm_model_default_params();
     mp.n_threads = 2;
@@ -203,7 +203,7 @@ static void test_no_alloc_per_token(const char *fx) {
     CHECK(s != NULL, "%s", err.msg);
     CHECK(atomic_load(&n_allocs) > 0, "the allocation counter sees the loading");
     if (s) {
-        int32_t prompt[4] = {1, 9038, 2501, 263}, tok = 263;
+        int32_t prompt[4] = {1, 1551, 2501, 263}, tok = 263;
         CHECK(vkllm_eval(c, prompt, 4, false, &err) == 0, "%s", err.msg);
         CHECK(vkllm_eval(c, &tok, 1, false, &err) == 0, "%s", err.msg); /* builds the one-token graph */
         long before = atomic_load(&n_allocs);
@@ -220,15 +220,14 @@ static void test_no_alloc_per_token(const char *fx) {
     vkllm_context_free(c);
     vkllm_model_free(m);
 #else
-    (void)fx;
     printf("allocation count skipped (needs glibc, no sanitizer)\n");
 #endif
 }
 
 /* Context limit and bad ids: clean errors, nothing evaluated, the cache position unchanged. */
-static void test_context_limits(const char *fx) {
+static void test_context_limits(void) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/models/tiny-q4_0.gguf", fx);
+    test_fixture_model(path, sizeof path, "mini-q4_0");
     vkllm_error err = {{0}};
     vkllm_model *m = vkllm_model_load(path, NULL, &err);
     vkllm_context_params cp = vkllm_context_default_params();
@@ -236,11 +235,11 @@ static void test_context_limits(const char *fx) {
     vkllm_context *c = m ? vkllm_context_create(m, &cp, &err) : NULL;
     CHECK(c != NULL, "%s", err.msg);
     if (c) {
-        int32_t toks[8] = {1, 9038, 2501, 263, 931, 29892, 727, 471};
+        int32_t toks[8] = {1, 1551, 2501, 263, 931, 1892, 727, 471};
         CHECK(vkllm_eval(c, toks, 6, false, &err) == 0 && vkllm_n_past(c) == 6, "%s", err.msg);
         CHECK(vkllm_eval(c, toks, 3, false, &err) != 0 && strstr(err.msg, "context full (8 tokens)") &&
                   vkllm_n_past(c) == 6, "overflow: %s", err.msg);
-        int32_t bad = 32000;
+        int32_t bad = vkllm_model_n_vocab(m);
         CHECK(vkllm_eval(c, &bad, 1, false, &err) != 0 && strstr(err.msg, "out of range") && vkllm_n_past(c) == 6,
               "bad id: %s", err.msg);
         CHECK(vkllm_eval(c, toks + 6, 2, true, &err) == 0 && vkllm_n_past(c) == 8 && vkllm_n_logits(c) == 2 &&
@@ -295,9 +294,9 @@ static int write_variant(const char *src, const char *dst, const char *arch, con
     return rc;
 }
 
-static void test_broken_models(const char *fx) {
+static void test_broken_models(void) {
     char src[1024], dst[256];
-    snprintf(src, sizeof src, "%s/models/tiny-q4_0.gguf", fx);
+    test_fixture_model(src, sizeof src, "mini-q4_0");
     snprintf(dst, sizeof dst, "/tmp/vkllm_test_model_%d.gguf", (int)getpid());
     struct {
         const char *arch, *drop, *swap, *expect; /* expect NULL: loads */
@@ -321,7 +320,7 @@ static void test_broken_models(const char *fx) {
         } else {
             CHECK(m != NULL, "variant %zu: %s", i, err.msg);
             vkllm_context *c = m ? vkllm_context_create(m, NULL, &err) : NULL;
-            int32_t toks[3] = {1, 9038, 2501};
+            int32_t toks[3] = {1, 1551, 2501};
             CHECK(c && vkllm_eval(c, toks, 3, true, &err) == 0, "variant %zu: %s", i, err.msg);
             bool finite = c != NULL;
             for (int r = 0; finite && r < 3; r++)
@@ -335,21 +334,27 @@ static void test_broken_models(const char *fx) {
 }
 
 int main(void) {
+    /* The in-repository set always; the larger set's models and its long prompt where present. */
+    const char *repo = test_repo_fixtures();
+    run_case(repo, "mini-q8_0", "short", true);
+    run_case(repo, "mini-q4_0", "short", false);
+    run_case(repo, "mini-q4_k_m", "short", false);
     const char *fx = test_fixtures_dir();
-    if (!fx) return TEST_SKIP_CODE;
-    run_case(fx, "tiny-f16", "short", false);
-    run_case(fx, "tiny-q8_0", "short", true);
-    run_case(fx, "tiny-q4_0", "short", false);
-    run_case(fx, "tiny-q4_k_m", "short", false);
+    if (fx) {
+        run_case(fx, "tiny-f16", "short", false);
+        run_case(fx, "tiny-q8_0", "short", true);
+        run_case(fx, "tiny-q4_0", "short", false);
+        run_case(fx, "tiny-q4_k_m", "short", false);
 #ifdef VKLLM_SANITIZE
-    /* Unoptimised sanitizer builds take minutes on 1869 tokens; the multi-batch paths it covers
-     * are exercised by the b1 / b7 variants above. */
-    printf("tiny-q8_0.long skipped under sanitizers\n");
+        /* Unoptimised sanitizer builds take minutes on 1869 tokens; the multi-batch paths it covers
+         * are exercised by the b1 / b7 variants above. */
+        printf("tiny-q8_0.long skipped under sanitizers\n");
 #else
-    run_case(fx, "tiny-q8_0", "long", false);
+        run_case(fx, "tiny-q8_0", "long", false);
 #endif
-    test_broken_models(fx);
-    test_context_limits(fx);
-    test_no_alloc_per_token(fx);
+    }
+    test_broken_models();
+    test_context_limits();
+    test_no_alloc_per_token();
     return test_finish();
 }

@@ -6,7 +6,8 @@
  * GPU under budgets (computed from the plan's own predictions) that produce each split; a budget
  * too small for one layer (the CPU, a note, no Vulkan error); the predicted device memory against
  * what the allocator holds after load + context creation (within 5% + 16 MiB); zero validation
- * messages. Skips (77) without a Vulkan device unless env CI is set. */
+ * messages. The in-repository set (tests/fixtures) always, the larger set where present. Skips (77, with
+ * one line) without a Vulkan device unless env CI is set. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,7 +128,7 @@ done:
  * predicted(n) <= 0.95 B - 64 MiB but not n + 1 layers. Budgets under 128 MiB use 1 MiB blocks, so
  * the predictions at B are the ones at any budget of that size; a 2048-position context makes
  * each layer (1 MiB of KV cache) larger than a block. */
-static void check_auto_fit(const char *model) {
+static void check_auto_fit(const char *model, int max_ngl) {
     char path[1024];
     snprintf(path, sizeof path, "%s/models/%s.gguf", fx, model);
     vkllm_error err = {{0}};
@@ -135,9 +136,8 @@ static void check_auto_fit(const char *model) {
      * and the budget alone decides the split. */
     setenv("VKLLM_GPU_BW_GBPS", "400", 1);
     setenv("VKLLM_CPU_BW_GBPS", "0.1", 1);
-    static const int ngls[] = {1, 2, 3, 4, 5};
-    uint64_t pred[6] = {0};
-    for (int n = 1; n <= 5; n++) {
+    uint64_t pred[8] = {0};
+    for (int n = 1; n <= max_ngl && n < 8; n++) {
         split s = {.ngl = n, .budget = 100 * MiB, .n_ctx = 2048};
         vkllm_model_params mp = params_of(&s);
         vkllm_plan_info info;
@@ -146,8 +146,7 @@ static void check_auto_fit(const char *model) {
         pred[n] = info.predicted[0];
         if (n > 1) CHECK(pred[n] > pred[n - 1], "%s: prediction grows with the split (%d)", model, n);
     }
-    for (size_t i = 0; i < VKL_ARRAY_LEN(ngls); i++) {
-        int n = ngls[i];
+    for (int n = 1; n <= max_ngl && n < 8; n++) {
         split s = {.auto_fit = true, .ngl = n, .budget = (uint64_t)((double)(pred[n] + 64 * MiB) / 0.95) + 4096,
                    .n_ctx = 2048};
         vkllm_model_params mp = params_of(&s);
@@ -168,11 +167,11 @@ static void check_auto_fit(const char *model) {
           model, m ? "" : err.msg);
     vkllm_model_free(m);
     /* Same with an explicit -ngl: reduced to nothing, no Vulkan out-of-memory. */
-    tiny.auto_fit = false, tiny.ngl = 4, tiny.budget = 1 * MiB;
+    tiny.auto_fit = false, tiny.ngl = max_ngl - 1, tiny.budget = 1 * MiB;
     mp = params_of(&tiny);
     m = vkllm_model_load(path, &mp, &err);
     CHECK(m && vkllm_model_n_gpu_layers(m) == 0 && strstr(vkllm_model_plan(m), "too small"),
-          "%s: -ngl 4 in 1 MiB: %s", model, m ? vkllm_model_plan(m) : err.msg);
+          "%s: -ngl %d in 1 MiB: %s", model, max_ngl - 1, m ? vkllm_model_plan(m) : err.msg);
     vkllm_model_free(m);
     unsetenv("VKLLM_GPU_BW_GBPS");
     unsetenv("VKLLM_CPU_BW_GBPS");
@@ -195,35 +194,48 @@ static void check_auto_fit(const char *model) {
 int main(void) {
     /* Before the first Vulkan call: every physical device is listed twice. */
     setenv("VKLLM_SPLIT_SELF", "2", 1);
-    fx = test_fixtures_dir();
     vkllm_error err = {{0}};
     int n_dev = vkllm_gpu_count(&err);
     if (n_dev < 2) {
-        printf("no Vulkan device: %s\n", n_dev < 0 ? err.msg : "none found");
+        printf("skipped: no Vulkan device (%s)\n", n_dev < 0 ? err.msg : "none found");
         if (getenv("CI")) {
             CHECK(0, "CI is set but there is no Vulkan device");
             return test_finish();
         }
         return 77;
     }
-    if (!fx) return test_finish();
-    /* Every split of tiny-q8_0, every model on the CPU and with one partial split (test_vulkan_model
-     * runs all four with -ngl 99); env VKLLM_TEST_FULL=1: every model with every split. */
-    static const char *models[] = {"tiny-q8_0", "tiny-q4_0", "tiny-q4_k_m", "tiny-f16"};
-    static const int ngls[] = {0, 1, 2, 3, 4, 99}, partial[] = {2, 1, 3, 2};
-    bool full = getenv("VKLLM_TEST_FULL") != NULL;
-    for (size_t i = 0; i < VKL_ARRAY_LEN(models); i++)
-        for (size_t j = 0; j < VKL_ARRAY_LEN(ngls); j++)
-            if (full || i == 0 || ngls[j] == 0 || ngls[j] == partial[i]) check_split(models[i], &(split){.ngl = ngls[j]});
-    /* Three-way CPU / GPU / GPU (two logical devices on one physical device), with the head, and
-     * with the KV caches in host memory (the GPU layers' attention then runs on the CPU). */
-    check_split("tiny-q8_0", &(split){.ngl = 3, .n_devices = 2});
-    check_split("tiny-q4_k_m", &(split){.ngl = 99, .n_devices = 2, .kv_on_cpu = true});
-    if (full) {
-        check_split("tiny-q4_0", &(split){.ngl = 99, .kv_on_cpu = true});
-        check_split("tiny-f16", &(split){.ngl = 99, .n_devices = 2});
+    /* The in-repository set (2 layers): every split of mini-q8_0, the others the CPU and one partial
+     * split, a three-way split and the KV caches in host memory; auto-fit. */
+    fx = test_repo_fixtures();
+    static const char *minis[] = {"mini-q8_0", "mini-q4_0", "mini-q4_k_m"};
+    static const int mini_ngls[] = {0, 1, 2, 99};
+    for (size_t i = 0; i < VKL_ARRAY_LEN(minis); i++)
+        for (size_t j = 0; j < VKL_ARRAY_LEN(mini_ngls); j++)
+            if (i == 0 || mini_ngls[j] <= 1) check_split(minis[i], &(split){.ngl = mini_ngls[j]});
+    check_split("mini-q8_0", &(split){.ngl = 2, .n_devices = 2});
+    check_split("mini-q4_k_m", &(split){.ngl = 99, .n_devices = 2, .kv_on_cpu = true});
+    check_auto_fit("mini-q4_0", 3);
+    /* The larger set (4 layers), where present: every split of tiny-q8_0, every model on the CPU and
+     * with one partial split; env VKLLM_TEST_FULL=1: every model with every split. */
+    fx = test_fixtures_dir();
+    if (fx) {
+        static const char *models[] = {"tiny-q8_0", "tiny-q4_0", "tiny-q4_k_m", "tiny-f16"};
+        static const int ngls[] = {0, 1, 2, 3, 4, 99}, partial[] = {2, 1, 3, 2};
+        bool full = getenv("VKLLM_TEST_FULL") != NULL;
+        for (size_t i = 0; i < VKL_ARRAY_LEN(models); i++)
+            for (size_t j = 0; j < VKL_ARRAY_LEN(ngls); j++)
+                if (full || i == 0 || ngls[j] == 0 || ngls[j] == partial[i])
+                    check_split(models[i], &(split){.ngl = ngls[j]});
+        /* Three-way CPU / GPU / GPU (two logical devices on one physical device), with the head, and
+         * with the KV caches in host memory (the GPU layers' attention then runs on the CPU). */
+        check_split("tiny-q8_0", &(split){.ngl = 3, .n_devices = 2});
+        check_split("tiny-q4_k_m", &(split){.ngl = 99, .n_devices = 2, .kv_on_cpu = true});
+        if (full) {
+            check_split("tiny-q4_0", &(split){.ngl = 99, .kv_on_cpu = true});
+            check_split("tiny-f16", &(split){.ngl = 99, .n_devices = 2});
+        }
+        check_auto_fit("tiny-q4_0", 5);
     }
-    check_auto_fit("tiny-q4_0");
     uint32_t msgs = vkl_vk_validation_message_count();
     CHECK(msgs == 0, "%u validation messages", msgs);
     printf("validation messages: %u (validation %s)\n", msgs, getenv("VKLLM_VALIDATION") ? "on" : "off");

@@ -28,8 +28,6 @@ static int message_lines(const char *s) {
 static char *slurp(const char *path) { return test_slurp(path); }
 
 int main(void) {
-    const char *fx = test_fixtures_dir();
-    if (!fx) return TEST_SKIP_CODE;
     vkllm_error err = {{0}};
     if (vkllm_gpu_count(&err) <= 0) {
         printf("skipped: no Vulkan device (%s)\n", err.msg);
@@ -38,9 +36,10 @@ int main(void) {
     test_make_tmp_dir(tmp_dir, sizeof tmp_dir, "oom");
     snprintf(out_path, sizeof out_path, "%s/out", tmp_dir);
     snprintf(err_path, sizeof err_path, "%s/err", tmp_dir);
-    char args[2048];
+    char args[2048], model[1024];
+    test_fixture_model(model, sizeof model, "mini-q8_0");
     /* A small budget gives small allocator blocks, so load makes several allocations. */
-    snprintf(args, sizeof args, "-m '%s/models/tiny-q8_0.gguf' -p 'Once upon a time' -n 4 --temp 0 -ngl 99 -t 2 --vram-budget 64M", fx);
+    snprintf(args, sizeof args, "-m '%s' -p 'Once upon a time' -n 4 --temp 0 -ngl 99 -t 2 --vram-budget 64M", model);
 
     /* The last run (k past the last allocation) is the normal run the fallbacks are compared to. */
     char *fallback_out[33] = {0};

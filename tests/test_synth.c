@@ -364,8 +364,7 @@ int main(void) {
     check_tiny(VKL_TYPE_F16, "tiny_f16.gguf");
     test_determinism();
     test_types_and_fallback();
-    const char *fixtures = test_fixtures_dir();
-    if (fixtures) test_vocab(fixtures);
+    test_vocab(test_repo_fixtures());
     test_cli();
     char p[1024];
     tmp_path(p, sizeof p, "tiny_q4_0.gguf");

@@ -3,7 +3,8 @@
  * 512, and of 7 with an f32 KV cache) and generated rows (the one-token decode path); the long
  * case's first 1024 tokens against the CPU (all of it against the reference with env
  * VKLLM_TEST_LONG=1); one partial split (-ngl 2 of 4: CPU layers, GPU layers, CPU head); the CLI's
- * device error; and zero validation messages. Skips (77) without a Vulkan device unless env CI is set. */
+ * device error; and zero validation messages. The in-repository set (tests/fixtures) always, the larger
+ * set where present. Skips (77, with one line) without a Vulkan device unless env CI is set. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,10 +146,11 @@ static void check_long_vs_cpu(const char *fx) {
 }
 
 /* The CLI: --device of a missing device is a one-line error (exit 1). */
-static void check_cli_device_error(const char *fx) {
+static void check_cli_device_error(void) {
+    char model[1024];
+    test_fixture_model(model, sizeof model, "mini-q4_0");
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' run -m '%s/models/tiny-q4_0.gguf' -p hi -n 1 -ngl 99 --device 99 2>&1 >/dev/null",
-             VKLLM_CLI, fx);
+    snprintf(cmd, sizeof cmd, "'%s' run -m '%s' -p hi -n 1 -ngl 99 --device 99 2>&1 >/dev/null", VKLLM_CLI, model);
     FILE *p = popen(cmd, "r");
     CHECK(p != NULL, "popen");
     if (!p) return;
@@ -163,28 +165,40 @@ static void check_cli_device_error(const char *fx) {
 }
 
 int main(void) {
-    const char *fx = test_fixtures_dir();
     vkllm_error err = {{0}};
     int n_dev = vkllm_gpu_count(&err);
     if (n_dev < 1) {
-        printf("no Vulkan device: %s\n", n_dev < 0 ? err.msg : "none found");
+        printf("skipped: no Vulkan device (%s); install mesa-vulkan-drivers for lavapipe\n",
+               n_dev < 0 ? err.msg : "none found");
         if (getenv("CI")) {
             CHECK(0, "CI is set but there is no Vulkan device");
             return test_finish();
         }
         return 77;
     }
-    static const gpu_case full[] = {
-        {"tiny-q8_0", "short", 99, 512, 0, VKLLM_KV_F16},  {"tiny-q4_0", "short", 99, 512, 0, VKLLM_KV_F16},
-        {"tiny-q4_k_m", "short", 99, 512, 0, VKLLM_KV_F16}, {"tiny-f16", "short", 99, 512, 0, VKLLM_KV_F16},
-        {"tiny-q8_0", "short", 99, 7, 0, VKLLM_KV_F32},     {"tiny-q8_0", "short", 2, 512, 0, VKLLM_KV_F16},
+    /* The in-repository set: every model with every layer and the head on the GPU, an f32 cache in
+     * passes of 7, and one split (layer 0 and the head on the CPU, layer 1 on the GPU). */
+    const char *repo = test_repo_fixtures();
+    static const gpu_case mini[] = {
+        {"mini-q8_0", "short", 99, 512, 0, VKLLM_KV_F16},  {"mini-q4_0", "short", 99, 512, 0, VKLLM_KV_F16},
+        {"mini-q4_k_m", "short", 99, 512, 0, VKLLM_KV_F16}, {"mini-q8_0", "short", 99, 7, 0, VKLLM_KV_F32},
+        {"mini-q4_k_m", "short", 1, 512, 0, VKLLM_KV_F16},
     };
-    for (size_t i = 0; i < sizeof full / sizeof full[0]; i++) check_case(fx, &full[i]);
-    /* 1869 prompt tokens: three full batches of 512 and a rest, then generated rows. */
-    static const gpu_case long_case = {"tiny-q8_0", "long", 99, 512, 8, VKLLM_KV_F16};
-    if (getenv("VKLLM_TEST_LONG")) check_case(fx, &long_case);
-    else check_long_vs_cpu(fx);
-    check_cli_device_error(fx);
+    for (size_t i = 0; i < sizeof mini / sizeof mini[0]; i++) check_case(repo, &mini[i]);
+    const char *fx = test_fixtures_dir();
+    if (fx) {
+        static const gpu_case full[] = {
+            {"tiny-q8_0", "short", 99, 512, 0, VKLLM_KV_F16},  {"tiny-q4_0", "short", 99, 512, 0, VKLLM_KV_F16},
+            {"tiny-q4_k_m", "short", 99, 512, 0, VKLLM_KV_F16}, {"tiny-f16", "short", 99, 512, 0, VKLLM_KV_F16},
+            {"tiny-q8_0", "short", 99, 7, 0, VKLLM_KV_F32},     {"tiny-q8_0", "short", 2, 512, 0, VKLLM_KV_F16},
+        };
+        for (size_t i = 0; i < sizeof full / sizeof full[0]; i++) check_case(fx, &full[i]);
+        /* 1869 prompt tokens: three full batches of 512 and a rest, then generated rows. */
+        static const gpu_case long_case = {"tiny-q8_0", "long", 99, 512, 8, VKLLM_KV_F16};
+        if (getenv("VKLLM_TEST_LONG")) check_case(fx, &long_case);
+        else check_long_vs_cpu(fx);
+    }
+    check_cli_device_error();
     uint32_t msgs = vkl_vk_validation_message_count();
     CHECK(msgs == 0, "%u validation messages", msgs);
     printf("validation messages: %u (validation %s)\n", msgs, getenv("VKLLM_VALIDATION") ? "on" : "off");

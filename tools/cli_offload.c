@@ -166,7 +166,8 @@ static void plan_warnings(const cli_offload *o, const char *cmd, const vkllm_mod
     if (o->n_budget) {
         vkl_device_info devs[16];
         vkl_error err = {{0}};
-        int n = vkl_vulkan_backend_reg.enumerate ? vkl_vulkan_backend_reg.enumerate(devs, 16, &err) : 0;
+        const vkl_backend_reg *reg = vkl_backend_offload();
+        int n = reg && reg->enumerate ? reg->enumerate(devs, 16, &err) : 0;
         for (int i = 0; i < mp->n_devices; i++) {
             int d = mp->devices[i];
             if (d < n && d < 16 && mp->vram_budget[i] > devs[d].mem_total)

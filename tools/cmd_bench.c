@@ -296,7 +296,7 @@ static double host_bw(bw_cache *c, const bench_args *a, int threads) {
     if (!a->no_bw) {
         vkl_error err = {{0}};
         vkl_backend_config cfg = {.n_threads = threads};
-        vkl_backend *be = vkl_cpu_backend_open(0, &cfg, &err);
+        vkl_backend *be = vkl_backend_host()->open(0, &cfg, &err);
         if (be) {
             bps = measure_backend(be, (size_t)a->bw_mib << 20, "host");
             vkl_backend_close(be);
@@ -316,7 +316,9 @@ static double gpu_bw(bw_cache *c, const bench_args *a) {
     if (c->gpu_done || a->no_bw) return c->gpu;
     c->gpu_done = true;
     vkl_error err = {{0}};
-    vkl_backend *be = vkl_vulkan_backend_reg.open ? vkl_vulkan_backend_reg.open(a->device, NULL, &err) : NULL;
+    const vkl_backend_reg *reg = vkl_backend_offload();
+    vkl_backend *be = reg ? reg->open(a->device, NULL, &err) : NULL;
+    if (!reg) vkl_fail(&err, "this build has no GPU backend");
     if (!be) {
         fprintf(stderr, "bench: Vulkan bandwidth not measured: %s\n", err.msg);
         return 0;
@@ -834,7 +836,7 @@ int cmd_bench(int argc, char **argv) {
     int default_threads = 1;
     {
         vkl_error err = {{0}};
-        vkl_backend *be = vkl_cpu_backend_open(0, &(vkl_backend_config){0}, &err);
+        vkl_backend *be = vkl_backend_host()->open(0, &(vkl_backend_config){0}, &err);
         if (be) {
             snprintf(cpu_name, sizeof cpu_name, "%s", be->info.name);
             default_threads = be->n_threads;

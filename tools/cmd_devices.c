@@ -141,16 +141,16 @@ int cmd_devices(int argc, char **argv) {
             return 2;
         }
     }
-    const vkl_backend_reg *regs[] = {&vkl_cpu_backend_reg, &vkl_vulkan_backend_reg};
-    int nb = (int)VKL_ARRAY_LEN(regs);
+    int nb = 0;
+    while (vkl_backend_registry[nb].reg) nb++;
     backend_devices *b = calloc((size_t)nb, sizeof *b);
     if (!b) {
         fprintf(stderr, "vkllm devices: out of memory\n");
         return 1;
     }
     for (int i = 0; i < nb; i++) {
-        b[i].reg = regs[i];
-        b[i].count = regs[i]->enumerate(b[i].dev, MAX_DEVICES, &b[i].err);
+        b[i].reg = vkl_backend_registry[i].reg;
+        b[i].count = b[i].reg->enumerate(b[i].dev, MAX_DEVICES, &b[i].err);
     }
     if (json) print_json(b, nb);
     else print_text(b, nb);

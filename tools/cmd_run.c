@@ -39,7 +39,8 @@ static int parse_args(int argc, char **argv, cli_gen *a, bool *help) {
     return 0;
 }
 
-/* Parses "prompt ID ..." / "generated ID ..." / "logits_from N" lines; others are ignored. */
+/* Parses "prompt ID ..." / "generated ID ..." (or "greedy ID ...") / "logits_from N" lines; others
+ * are ignored. */
 typedef struct token_file {
     int32_t *prompt, *generated;
     int n_prompt, n_generated, logits_from;
@@ -77,6 +78,7 @@ static int read_token_file(const char *path, token_file *tf) {
         long v;
         if (!strncmp(line, "prompt ", 7)) rc = parse_ids(line + 7, &tf->prompt, &tf->n_prompt);
         else if (!strncmp(line, "generated ", 10)) rc = parse_ids(line + 10, &tf->generated, &tf->n_generated);
+        else if (!strncmp(line, "greedy ", 7)) rc = parse_ids(line + 7, &tf->generated, &tf->n_generated);
         else if (!strncmp(line, "generated", 9) && !line[9]) tf->n_generated = 0;
         else if (!strncmp(line, "logits_from ", 12)) {
             if (!cli_parse_long(line + 12, 0, INT32_MAX, &v)) rc = -1;

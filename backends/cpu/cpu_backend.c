@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/cpu_backend.h"
 #include "cpu/cpu_info.h"
 #include "cpu/cpu_ops.h"
 

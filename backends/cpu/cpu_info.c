@@ -1,4 +1,5 @@
 #include "cpu_info.h"
+#include "cpu_backend.h"
 
 #include <ctype.h>
 #include <dirent.h>

@@ -5,6 +5,9 @@
 #include "backend.h"
 #include "vk_device.h"
 
+/* Its registration (vk_registry.c), listed in backends/registry.c. */
+extern const vkl_backend_reg vkl_vulkan_backend_reg;
+
 /* Opens Vulkan device `index` (vkl_vulkan_backend_reg.open). */
 vkl_backend *vkl_vk_backend_open(int index, const vkl_backend_config *cfg, vkl_error *err);
 

@@ -1,9 +1,9 @@
-/* Seed corpus for the fuzzers: make_corpus OUT_DIR [FIXTURES_DIR]
+/* Seed corpus for the fuzzers: make_corpus OUT_DIR [FIXTURES_DIR...]
  *
  * Writes small valid GGUF files into OUT_DIR: synthetic LLaMA models with tiny dimensions in every
  * tensor type (a few KB each, so the fuzzers mutate whole models quickly), a header-only file, and,
- * when the fixtures are there, the fixture models' headers (metadata and tensor infos, data cut
- * off) and the vocabulary GGUF. */
+ * from each reference set given (tests/fixtures, and ../shared/fixtures where present) its models'
+ * headers (metadata and tensor infos, data cut off) and the vocabulary GGUF. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,9 +49,32 @@ typedef struct synth_seed {
     int64_t n_embd, n_layer, n_head, n_head_kv, n_ff;
 } synth_seed;
 
+/* The headers of a reference set's models (metadata and tensor infos, data cut off) and its whole
+ * vocabulary file; a folder that is not there adds nothing. Returns the number of files written. */
+static int fixture_seeds(const char *fx, const char *dir) {
+    static const char *models[] = {"mini-q8_0", "mini-q4_0", "mini-q4_k_m", "tiny-f16", "tiny-q8_0", "tiny-q4_0",
+                                   "tiny-q4_k_m"};
+    char src[4096], path[4096];
+    int n_written = 0;
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        snprintf(src, sizeof src, "%s/models/%s.gguf", fx, models[i]);
+        vkl_error err = {{0}};
+        gguf_file *f = gguf_open(src, &err);
+        if (!f) continue; /* each set holds some of them */
+        uint64_t header = f->data_offset;
+        gguf_close(f);
+        snprintf(path, sizeof path, "%s/header-%s.gguf", dir, models[i]);
+        if (copy_prefix(src, path, header) == 0) n_written++;
+    }
+    snprintf(src, sizeof src, "%s/vocab/ggml-vocab-llama-spm.gguf", fx);
+    snprintf(path, sizeof path, "%s/vocab-llama-spm.gguf", dir);
+    if (copy_prefix(src, path, 0) == 0) n_written++;
+    return n_written;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: make_corpus OUT_DIR [FIXTURES_DIR]\n");
+        fprintf(stderr, "usage: make_corpus OUT_DIR [FIXTURES_DIR...]\n");
         return 2;
     }
     const char *dir = argv[1];
@@ -95,28 +118,7 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/empty-v3.gguf", dir);
     if (write_bytes(path, empty, sizeof empty) == 0) n_written++;
 
-    if (argc > 2) {
-        const char *fx = argv[2];
-        static const char *models[] = {"tiny-f16", "tiny-q8_0", "tiny-q4_0", "tiny-q4_k_m"};
-        for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
-            char src[4096];
-            snprintf(src, sizeof src, "%s/models/%s.gguf", fx, models[i]);
-            vkl_error err = {{0}};
-            gguf_file *f = gguf_open(src, &err);
-            if (!f) {
-                fprintf(stderr, "make_corpus: skipping %s: %s\n", src, err.msg);
-                continue;
-            }
-            uint64_t header = f->data_offset;
-            gguf_close(f);
-            snprintf(path, sizeof path, "%s/header-%s.gguf", dir, models[i]);
-            if (copy_prefix(src, path, header) == 0) n_written++;
-        }
-        char src[4096];
-        snprintf(src, sizeof src, "%s/vocab/ggml-vocab-llama-spm.gguf", fx);
-        snprintf(path, sizeof path, "%s/vocab-llama-spm.gguf", dir);
-        if (copy_prefix(src, path, 0) == 0) n_written++;
-    }
+    for (int a = 2; a < argc; a++) n_written += fixture_seeds(argv[a], dir);
     printf("make_corpus: %d seed files in %s\n", n_written, dir);
     return 0;
 }
