@@ -277,10 +277,16 @@ int vkllm_plan_query(const char *path, const vkllm_model_params *params, vkllm_p
     int rc = plan_file(path, params, &plan, &lb, ERR(err));
     free(lb);
     if (rc) return -1;
+    out->n_layer = plan.n_layer;
     out->n_gpu_layers = plan.n_gpu_layers;
     out->n_gpus = plan.n_dev - 1;
-    for (int d = 1; d < plan.n_dev; d++) out->predicted[d - 1] = plan.use[d].predicted;
+    for (int d = 1; d < plan.n_dev; d++) {
+        out->predicted[d - 1] = plan.use[d].predicted;
+        out->gpu_layers[d - 1] = plan.use[d].n_layers;
+        out->gpu_head |= plan.use[d].head;
+    }
     out->tokens_per_s = plan.token_s > 0 ? 1.0 / plan.token_s : 0;
+    out->host_bytes = plan.use[0].weights + plan.use[0].kv + plan.use[0].scratch;
     return 0;
 }
 
@@ -383,6 +389,17 @@ vkllm_model_params vkllm_model_default_params(void) {
 
 int vkllm_gpu_count(vkllm_error *err) {
     return gpu_enumerate(NULL, 0, ERR(err));
+}
+
+int vkllm_model_check(const char *path, vkllm_error *err) {
+    gguf_file *f = gguf_open(path, ERR(err));
+    vkl_hparams hp;
+    vkl_tokenizer *tok = NULL;
+    int rc = f && vkl_hparams_read(f, &hp, ERR(err)) == 0 && (tok = vkl_tokenizer_load(f, ERR(err))) ? 0 : -1;
+    vkl_tokenizer_free(tok);
+    gguf_close(f);
+    if (rc) vkl_error_prefix(ERR(err), "%s", path);
+    return rc;
 }
 
 vkllm_model *vkllm_model_load(const char *path, const vkllm_model_params *params, vkllm_error *err) {
@@ -517,6 +534,19 @@ bool vkllm_token_is_eog(const vkllm_model *m, int32_t id) { return vkl_token_is_
 int vkllm_tokenize(const vkllm_model *m, const char *text, size_t len, bool add_special, int32_t *out, int max_out,
                    vkllm_error *err) {
     return vkl_tokenize(m->tok, text, len, add_special, false, out, max_out, ERR(err));
+}
+
+int vkllm_tokenize_special(const vkllm_model *m, const char *text, size_t len, bool add_special, int32_t *out,
+                           int max_out, vkllm_error *err) {
+    int n = vkl_tokenize(m->tok, text, len, add_special, true, out, max_out, ERR(err));
+    int32_t bos = vkl_tokenizer_bos(m->tok);
+    /* A text that starts with BOS already: drop the one add_special put before it (a count-only
+     * call, out == NULL, may answer one more than needed). */
+    if (out && n >= 2 && n <= max_out && add_special && bos >= 0 && out[0] == bos && out[1] == bos) {
+        memmove(out, out + 1, sizeof *out * (size_t)(n - 1));
+        n--;
+    }
+    return n;
 }
 
 int vkllm_token_to_piece(const vkllm_model *m, int32_t id, char *buf, size_t bufsize) {
@@ -800,6 +830,18 @@ size_t vkllm_kv_bytes(const vkllm_context *c) {
 
 vkllm_timings vkllm_get_timings(const vkllm_context *c) { return c->timings; }
 void vkllm_reset_timings(vkllm_context *c) { memset(&c->timings, 0, sizeof c->timings); }
+
+int vkllm_warmup(vkllm_context *c, vkllm_error *err) {
+    if (c->kv->n_past != 0 || c->n_ctx < 3) return 0;
+    int32_t bos = vkl_tokenizer_bos(c->model->tok), eos = vkl_tokenizer_eos(c->model->tok);
+    int32_t toks[2] = {bos >= 0 ? bos : 0, eos >= 0 ? eos : 0};
+    vkllm_timings keep = c->timings;
+    int rc = vkllm_eval(c, toks, c->n_batch >= 2 ? 2 : 1, false, err) || vkllm_eval(c, toks, 1, false, err) ||
+             vkllm_kv_truncate(c, 0, err);
+    c->timings = keep;
+    c->n_logits = 0;
+    return rc ? -1 : 0;
+}
 
 /* ---- sampling -------------------------------------------------------------------------------- */
 

@@ -85,10 +85,14 @@ int vkllm_plan_describe(const char *path, const vkllm_model_params *params, char
                         vkllm_error *err);
 /* The plan's decision in numbers (same inputs as vkllm_plan_describe). */
 typedef struct vkllm_plan_info {
+    int n_layer;
     int n_gpu_layers; /* chosen split, as -ngl (> n_layer: the head too) */
     int n_gpus;       /* Vulkan devices considered */
     uint64_t predicted[VKLLM_MAX_GPUS]; /* device memory each would hold after load + context */
     double tokens_per_s;                /* predicted generation speed */
+    uint64_t host_bytes; /* host memory of the CPU's share (weights, KV cache, scratch) */
+    int gpu_layers[VKLLM_MAX_GPUS]; /* layers each GPU holds */
+    bool gpu_head;                  /* the output head is on a GPU */
 } vkllm_plan_info;
 int vkllm_plan_query(const char *path, const vkllm_model_params *params, vkllm_plan_info *out, vkllm_error *err);
 /* The plan a loaded model follows, as the same table. */
@@ -97,6 +101,11 @@ const char *vkllm_model_plan(const vkllm_model *m);
  * allocator reserved it: weights, KV caches, scratch, staging). -1 when there is no such GPU. */
 int vkllm_model_gpu_memory(vkllm_model *m, int i, uint64_t *predicted, uint64_t *used);
 void vkllm_model_free(vkllm_model *m);
+/* Whether vkllm can run a model file, without loading it: the architecture, then the tokenizer,
+ * checked in that order so every command words an unsupported model the same way
+ * ("PATH: unsupported architecture 'X' ..." / "PATH: tokenizer model 'X' is not supported ...").
+ * Returns 0, or -1 with the message. */
+int vkllm_model_check(const char *path, vkllm_error *err);
 
 int vkllm_model_n_vocab(const vkllm_model *m);
 int vkllm_model_n_ctx_train(const vkllm_model *m);
@@ -128,6 +137,10 @@ bool vkllm_token_is_eog(const vkllm_model *m, int32_t id);
  * when it exceeds max_out, returns minus the needed count (err set); INT32_MIN on other errors. */
 int vkllm_tokenize(const vkllm_model *m, const char *text, size_t len, bool add_special, int32_t *out, int max_out,
                    vkllm_error *err);
+/* vkllm_tokenize with parse_special: control-token texts such as <s> or <|im_start|> become those
+ * tokens (llama.cpp's prompt handling), and no BOS is added before a text that starts with one. */
+int vkllm_tokenize_special(const vkllm_model *m, const char *text, size_t len, bool add_special, int32_t *out,
+                           int max_out, vkllm_error *err);
 /* The text of one token (no NUL); returns its full length, -1 for a bad id. */
 int vkllm_token_to_piece(const vkllm_model *m, int32_t id, char *buf, size_t bufsize);
 
@@ -183,6 +196,11 @@ typedef struct vkllm_timings {
 } vkllm_timings;
 vkllm_timings vkllm_get_timings(const vkllm_context *c);
 void vkllm_reset_timings(vkllm_context *c);
+/* One-time setup (pipelines, graph plans of a batch and of one token) by evaluating two tokens as a
+ * batch and then one, after which the KV cache and the timings are as before: call it after
+ * vkllm_context_create so that the first prompt's timing covers only the prompt (llama.cpp's
+ * warm-up). Needs an empty cache and a context of at least 3 positions (else does nothing). */
+int vkllm_warmup(vkllm_context *c, vkllm_error *err);
 
 /* ---- sampling -------------------------------------------------------------------------------- */
 

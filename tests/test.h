@@ -96,6 +96,22 @@ static inline int test_count_lines(const char *s) {
     return n;
 }
 
+/* Line i (0-based) of s, without its newline, into buf (cut to n - 1 bytes; "" past the end). */
+static inline void test_line_at(const char *s, int i, char *buf, size_t n) {
+    for (; i > 0 && s; i--) {
+        s = strchr(s, '\n');
+        if (s) s++;
+    }
+    size_t len = 0;
+    if (s) {
+        const char *e = strchr(s, '\n');
+        len = e ? (size_t)(e - s) : strlen(s);
+    }
+    if (len >= n) len = n - 1;
+    if (s) memcpy(buf, s, len);
+    buf[len] = 0;
+}
+
 /* Creates a fresh per-process folder $TMPDIR/vkllm_test_TAG_PID (or under /tmp) into buf;
  * exits the test with status 1 if it cannot. */
 static inline void test_make_tmp_dir(char *buf, size_t n, const char *tag) {

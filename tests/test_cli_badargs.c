@@ -40,8 +40,8 @@ static void expect(int code, const char *needle, const char *fmt, ...) {
 /* Usage errors that need no model, for the numeric options run and chat share. */
 static void numeric_options(const char *cmd) {
     static const char *bad[] = {
-        "-n abc", "-n -5", "-n 99999999999999999999", "-c 0", "-c 99999999", "-c 12x", "-t 0", "-t 100000",
-        "-ngl -1", "-ngl 99999999999", "--device abc", "--temp inf", "--top-p 1.5", "--seed -1",
+        "-n abc", "-n -5", "-n 99999999999999999999", "-c -1", "-c 99999999", "-c 12x", "-t 0", "-t 100000",
+        "-ngl -1", "-ngl 99999999999", "--device abc", "--temp inf", "--top-p 1.5", "--seed -2",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         expect(2, "bad value", "%s -m x.gguf %s %s", cmd, strcmp(cmd, "run") ? "" : "-p hi", bad[i]);
@@ -66,7 +66,8 @@ static void cmd_run_cases(void) {
     if (!model) return;
     expect(1, "no Vulkan device 7", "run -m '%s' -p hi -ngl 1 --device 7", model);
     expect(1, "no Vulkan device 7", "run -m '%s' -p hi --device 7", model);
-    expect(1, "longer than the context", "run -m '%s' -f '%s' -c 16", model, long_prompt);
+    /* -q: only the error (no plan line) */
+    expect(1, "longer than the context", "run -q -m '%s' -f '%s' -c 16", model, long_prompt);
     expect(1, "cannot read", "run -m '%s' -f '%s'", model, tmp_dir);
     expect(1, "cannot read", "run -m '%s' -f /nonexistent/prompt.txt", model);
     expect(1, "prompt", "run -m '%s' --tokens-in '%s'", model, empty_file);

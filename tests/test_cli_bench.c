@@ -108,6 +108,8 @@ static void check_run(const char *model, const char *ngl, int n_cfg) {
             }
         }
         CHECK(same && fields == 18, "csv field counts: %s", out);
+        /* values that do not apply are empty: a pp row's bytes and GB/s, the roofline without --bw */
+        CHECK(strstr(out, ",pp8,8,0,2,") && strstr(strstr(out, ",pp8,8,0,2,"), ",,,,\""), "csv empty fields: %s", out);
     }
     free(out);
 
@@ -119,6 +121,10 @@ static void check_run(const char *model, const char *ngl, int n_cfg) {
         CHECK(json_shape_ok(out), "json shape: %s", out);
         CHECK(count_substr(out, "\"avg_ts\":") == rows && count_substr(out, "\"model_filename\": \"mini-q4_0.gguf\"") == rows,
               "json rows: %s", out);
+        /* what does not apply is null, never 0: the pp row's bytes, the roofline and bandwidths (--no-bw) */
+        CHECK(count_substr(out, "\"bytes_per_token\": null") == 1 && count_substr(out, "\"roofline_pct\": null") == 2 &&
+                  count_substr(out, "\"gpu_bw_gbs\": null") == 2 && !strstr(out, ": 0.0000,"),
+              "json nulls: %s", out);
     }
     free(out);
 }

@@ -28,22 +28,6 @@ static void expect_fail(const char *args, int code, const char *needle) {
     free(err);
 }
 
-/* Line i (0-based) of s, without its newline, into buf. */
-static void line_at(const char *s, int i, char *buf, size_t n) {
-    for (; i > 0 && s; i--) {
-        s = strchr(s, '\n');
-        if (s) s++;
-    }
-    size_t len = 0;
-    if (s) {
-        const char *e = strchr(s, '\n');
-        len = e ? (size_t)(e - s) : strlen(s);
-    }
-    if (len >= n) len = n - 1;
-    if (s) memcpy(buf, s, len);
-    buf[len] = 0;
-}
-
 static void chat_model(const char *model) {
     char args[2048];
     snprintf(args, sizeof args, "chat -m '%s' --temp 0 -n 8 -t 1 -c 256", model);
@@ -54,7 +38,7 @@ static void chat_model(const char *model) {
     CHECK(rc == 0, "%s: exit %d (stderr: %s)", model, rc, err ? err : "");
     CHECK(out1 && test_count_lines(out1) == 2, "%s: expected 2 reply lines, got: '%s'", model, out1 ? out1 : "");
     char reply1[1024] = "", reply2[1024] = "";
-    if (out1) line_at(out1, 0, reply1, sizeof reply1), line_at(out1, 1, reply2, sizeof reply2);
+    if (out1) test_line_at(out1, 0, reply1, sizeof reply1), test_line_at(out1, 1, reply2, sizeof reply2);
     CHECK(reply1[0] && reply2[0], "%s: empty reply: '%s' / '%s'", model, reply1, reply2);
     free(err);
     rc = run_cli(args, "Hello there\\nWhat is a cat?\\n");
@@ -91,11 +75,11 @@ static void chat_model(const char *model) {
     CHECK(rc == 0 && out3 && test_count_lines(out3) == 2, "%s: /reset, /exit: exit %d, output '%s'", model, rc,
           out3 ? out3 : "");
     char after_reset[1024] = "", fresh[1024] = "";
-    if (out3) line_at(out3, 1, after_reset, sizeof after_reset);
+    if (out3) test_line_at(out3, 1, after_reset, sizeof after_reset);
     free(out3);
     rc = run_cli(args, "What is a cat?\\n");
     char *out_fresh = read_all(out_path);
-    if (out_fresh) line_at(out_fresh, 0, fresh, sizeof fresh);
+    if (out_fresh) test_line_at(out_fresh, 0, fresh, sizeof fresh);
     free(out_fresh);
     CHECK(rc == 0 && fresh[0] && !strcmp(fresh, after_reset), "%s: after /reset '%s', fresh chat '%s'", model,
           after_reset, fresh);
@@ -140,7 +124,7 @@ int main(void) {
     expect_fail("-m x.gguf -t 99999999999999999999", 2, "bad value");
     expect_fail("-m x.gguf --temp nan", 2, "bad value");
     expect_fail("-m x.gguf --top-p 2", 2, "bad value");
-    expect_fail("-m x.gguf --seed -1", 2, "bad value");
+    expect_fail("-m x.gguf --seed -2", 2, "bad value");
     expect_fail("-m x.gguf -ngl x", 2, "bad value");
     expect_fail("-m x.gguf --template nosuch", 2, "bad value");
     expect_fail("-m /nonexistent/model.gguf", 1, "nonexistent");

@@ -46,7 +46,7 @@ int main(void) {
     expect_fail("-m x.gguf -p hi -n abc", 2, "bad value");
     expect_fail("-m x.gguf -p hi -n -5", 2, "bad value");
     expect_fail("-m x.gguf -p hi -n 99999999999999999999", 2, "bad value");
-    expect_fail("-m x.gguf -p hi -c 0", 2, "bad value");
+    expect_fail("-m x.gguf -p hi -c -1", 2, "for -c (an integer in 0..4194304)");
     expect_fail("-m x.gguf -p hi -c 1000000000", 2, "bad value");
     expect_fail("-m x.gguf -p hi -t 0", 2, "bad value");
     expect_fail("-m x.gguf -p hi -t -1", 2, "bad value");
@@ -123,7 +123,7 @@ int main(void) {
         err_text = read_all(err_path);
         CHECK(rc == 0 && err_text && strstr(err_text, "context full (40 tokens)"), "context full: exit %d: %s", rc,
               err_text ? err_text : "");
-        snprintf(args, sizeof args, "-m '%s' -f '%s/prompts/short.txt' -c 8", model, fx);
+        snprintf(args, sizeof args, "-q -m '%s' -f '%s/prompts/short.txt' -c 8", model, fx);
         expect_fail(args, 1, "longer than the context");
     }
     test_remove_tmp_dir(tmp_dir);

@@ -94,9 +94,9 @@ int main(void) {
     CHECK(rc == 0 && again.n_generated == 200, "--keep 3: exit %d, %d tokens: %s", rc, again.n_generated, stderr_text());
     printf("-c 64: %d tokens before the context was full; 200 with --context-shift\n", plain.n_generated);
 
-    /* Bad values: one line, non-zero exit. */
+    /* Bad values: one line, non-zero exit (-q: no plan line before the error). */
     char args[1024];
-    snprintf(args, sizeof args, "-m '%s' -p 'Once upon a time' -c 6 --keep 10 --context-shift -n 20", model);
+    snprintf(args, sizeof args, "-q -m '%s' -p 'Once upon a time' -c 6 --keep 10 --context-shift -n 20", model);
     rc = run_cli(args);
     err = stderr_text();
     CHECK(rc == 1 && test_count_lines(err) == 1 && strstr(err, "no room"), "--keep too large: exit %d: %s", rc, err);

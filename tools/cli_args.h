@@ -8,6 +8,10 @@
 
 #include "common.h"
 
+/* Log levels (llama.cpp's): a message is shown when its level <= cli_verbosity. */
+enum { CLI_LOG_ERROR = 1, CLI_LOG_WARN = 2, CLI_LOG_INFO = 3, CLI_LOG_DEBUG = 4 };
+extern int cli_verbosity; /* default CLI_LOG_INFO; -q: CLI_LOG_WARN; -v: CLI_LOG_DEBUG */
+
 /* Each accepts only the whole string, a finite value within [lo, hi]; false otherwise (out untouched). */
 bool cli_parse_long(const char *s, long lo, long hi, long *out);
 bool cli_parse_int(const char *s, int lo, int hi, int *out);

@@ -3,8 +3,10 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "cli_args.h"
 #include "common.h"
 
@@ -13,10 +15,13 @@ const char cli_offload_help[] =
     "                         the output head too (llama.cpp's meaning; reduced to what fits)\n"
     "  --auto-fit             the split with the best predicted speed that fits (the default\n"
     "                         without -ngl; on lavapipe, slower than the CPU backend: the CPU)\n"
-    "  --vram-budget S[,S..]  device memory to plan with per GPU, e.g. 6G (emulates a smaller card)\n"
-    "  --tensor-split A,B,..  proportions of the GPU layers over several Vulkan devices\n"
-    "  --kv-on-cpu            keep the GPU layers' KV cache in host memory\n"
-    "  --device N[,N..]       Vulkan device(s) to use (see `vkllm devices`; default 0)\n";
+    "  --vram-budget S[,S..]  device memory to plan with per GPU, e.g. 6G (emulates a smaller card;\n"
+    "                         at least 1M, a warning when above the device's memory)\n"
+    "  -ts, --tensor-split A,B,..\n"
+    "                         proportions (> 0) of the GPU layers over several Vulkan devices\n"
+    "  --kv-on-cpu, -nkvo     keep the GPU layers' KV cache in host memory\n"
+    "  -dev, --device N[,N..] Vulkan device(s) to use: indices, or VulkanN as llama.cpp names them\n"
+    "                         (see `vkllm devices`; default 0); 'none' = the CPU only (-ngl 0)\n";
 
 void cli_offload_init(cli_offload *o) {
     memset(o, 0, sizeof *o);
@@ -39,6 +44,7 @@ static int parse_list(const char *val, int *n, bool (*ok)(const char *, void *, 
 }
 
 static bool ok_device(const char *s, void *dst, int i) {
+    if (!strncasecmp(s, "vulkan", 6)) s += 6; /* llama.cpp's device names: Vulkan0, Vulkan1, ... */
     return cli_parse_int(s, 0, 1 << 16, &((int *)dst)[i]);
 }
 
@@ -58,11 +64,14 @@ static bool ok_budget(const char *s, void *dst, int i) {
 
 int cli_offload_parse(cli_offload *o, const char *cmd, int argc, char **argv, int *i) {
     const char *opt = argv[*i];
-    if (!strcmp(opt, "--auto-fit") || !strcmp(opt, "--kv-on-cpu")) {
+    if (!strcmp(opt, "--auto-fit") || !strcmp(opt, "--kv-on-cpu") || !strcmp(opt, "-nkvo") ||
+        !strcmp(opt, "--no-kv-offload")) {
         *(opt[2] == 'a' ? &o->auto_fit : &o->kv_on_cpu) = true;
         o->any_set = true;
         return 1;
     }
+    if (!strcmp(opt, "-ts")) opt = "--tensor-split";
+    if (!strcmp(opt, "-dev")) opt = "--device";
     bool ngl = !strcmp(opt, "-ngl") || !strcmp(opt, "--n-gpu-layers") || !strcmp(opt, "--gpu-layers");
     bool known = ngl || !strcmp(opt, "--vram-budget") || !strcmp(opt, "--tensor-split") || !strcmp(opt, "--device");
     if (!known) return 0;
@@ -76,6 +85,8 @@ int cli_offload_parse(cli_offload *o, const char *cmd, int argc, char **argv, in
     if (ngl) {
         rc = cli_parse_int(val, 0, 1 << 20, &o->n_gpu_layers) ? 0 : -1;
         o->ngl_set = true;
+    } else if (!strcmp(opt, "--device") && !strcmp(val, "none")) {
+        o->n_gpu_layers = 0, o->ngl_set = true;
     } else if (!strcmp(opt, "--vram-budget")) {
         rc = parse_list(val, &o->n_budget, ok_budget, o->budget);
     } else if (!strcmp(opt, "--tensor-split")) {
@@ -84,11 +95,11 @@ int cli_offload_parse(cli_offload *o, const char *cmd, int argc, char **argv, in
         rc = parse_list(val, &o->n_devices, ok_device, o->devices);
     }
     if (rc) {
-        const char *why = ngl                               ? " (a layer count >= 0)"
+        const char *why = ngl                               ? " (a layer count in 0..1048576)"
                           : !strcmp(opt, "--vram-budget")  ? " (sizes such as 6G or 512M, comma-separated)"
                           : !strcmp(opt, "--tensor-split") ? " (proportions > 0, comma-separated)"
-                                                           : " (device indices, comma-separated)";
-        fprintf(stderr, "vkllm %s: bad value '%s' for %s%s\n", cmd, val, opt, why);
+                                                           : " (device indices 0..65536 or VulkanN, comma-separated)";
+        fprintf(stderr, "vkllm %s: bad value '%s' for %s%s\n", cmd, val, argv[*i - 1], why);
         return -1;
     }
     return 1;
@@ -135,10 +146,75 @@ int cli_offload_check_devices(const cli_offload *o, const char *cmd, vkllm_model
     return 0;
 }
 
+/* Host memory from /proc/meminfo (kB lines); 0 when unknown. */
+static uint64_t meminfo(const char *key) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    size_t n = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, n) && line[n] == ':') sscanf(line + n + 1, "%llu", &kb);
+    if (f) fclose(f);
+    return (uint64_t)kb * 1024;
+}
+
+/* A --vram-budget above a device's memory, a plan leaving under 5% of the host's memory. */
+static void plan_warnings(const cli_offload *o, const char *cmd, const vkllm_model_params *mp,
+                          const vkllm_plan_info *pi) {
+    char a[32], b[32], c[32];
+    if (cli_verbosity < CLI_LOG_WARN) return;
+    if (o->n_budget) {
+        vkl_device_info devs[16];
+        vkl_error err = {{0}};
+        const vkl_backend_reg *reg = vkl_backend_offload();
+        int n = reg && reg->enumerate ? reg->enumerate(devs, 16, &err) : 0;
+        for (int i = 0; i < mp->n_devices; i++) {
+            int d = mp->devices[i];
+            if (d < n && d < 16 && mp->vram_budget[i] > devs[d].mem_total)
+                fprintf(stderr, "vkllm %s: warning: --vram-budget %s is above Vulkan device %d's memory (%s): the plan "
+                        "may not fit\n", cmd, vkl_fmt_bytes(mp->vram_budget[i], a, sizeof a), d,
+                        vkl_fmt_bytes(devs[d].mem_total, b, sizeof b));
+        }
+    }
+    uint64_t total = meminfo("MemTotal"), avail = meminfo("MemAvailable");
+    if (total && avail && (double)avail - (double)pi->host_bytes < 0.05 * (double)total)
+        fprintf(stderr, "vkllm %s: warning: the plan needs %s of host memory, leaving under 5%% of this machine's %s "
+                "(%s available now)\n", cmd, vkl_fmt_bytes(pi->host_bytes, a, sizeof a),
+                vkl_fmt_bytes(total, b, sizeof b), vkl_fmt_bytes(avail, c, sizeof c));
+}
+
+/* "plan: -ngl 99: 22/22 layers + output on GPU 0 (1.1 GiB), host 120 MiB; 75.3 tok/s predicted" */
+static void plan_summary(const cli_offload *o, const vkllm_plan_info *pi) {
+    char a[32], asked[32] = "auto-fit";
+    if (o->ngl_set) snprintf(asked, sizeof asked, "-ngl %d", o->n_gpu_layers);
+    fprintf(stderr, "plan (%s): ", asked);
+    int on_gpu = VKL_MIN(pi->n_gpu_layers, pi->n_layer);
+    if (on_gpu == 0 && !pi->gpu_head) {
+        fprintf(stderr, "CPU only, %d layers", pi->n_layer);
+    } else {
+        fprintf(stderr, "%d/%d layers%s on", on_gpu, pi->n_layer, pi->gpu_head ? " + output" : "");
+        for (int g = 0; g < pi->n_gpus; g++)
+            fprintf(stderr, "%s GPU %d %d layers %s", g ? "," : "", g, pi->gpu_layers[g],
+                    vkl_fmt_bytes(pi->predicted[g], a, sizeof a));
+    }
+    fprintf(stderr, ", host %s", vkl_fmt_bytes(pi->host_bytes, a, sizeof a));
+    if (pi->tokens_per_s > 0) fprintf(stderr, "; %.1f tok/s predicted", pi->tokens_per_s);
+    fprintf(stderr, " (-v: the table)\n");
+}
+
 int cli_offload_print_plan(const cli_offload *o, const char *cmd, const char *model, const vkllm_model_params *mp,
                            FILE *out, bool show) {
-    if (!show && !o->any_set && !isatty(fileno(out))) return 0;
     vkllm_error err = {{0}};
+    vkllm_plan_info pi;
+    if (vkllm_plan_query(model, mp, &pi, &err)) {
+        fprintf(stderr, "vkllm %s: %s\n", cmd, err.msg);
+        return -1;
+    }
+    plan_warnings(o, cmd, mp, &pi);
+    if (!show && cli_verbosity < CLI_LOG_DEBUG) {
+        if (cli_verbosity >= CLI_LOG_INFO) plan_summary(o, &pi);
+        return 0;
+    }
     int n = vkllm_plan_describe(model, mp, NULL, 0, &err);
     char *text = n >= 0 ? malloc((size_t)n + 1) : NULL;
     if (n >= 0 && !text) snprintf(err.msg, sizeof err.msg, "out of memory");

@@ -32,8 +32,9 @@ int cli_offload_apply(const cli_offload *o, const char *cmd, vkllm_model_params 
 /* An explicit -ngl N > 0 without a usable Vulkan device: a warning and the CPU (mp changed), or,
  * when --device was given, a one-line error (returns -1: exit 1). */
 int cli_offload_check_devices(const cli_offload *o, const char *cmd, vkllm_model_params *mp);
-/* Prints the plan table to out before loading (always when show, else only when an offload option
- * was given or out is a terminal). Returns 0, or -1 after printing the error (exit 1). */
+/* The plan before loading: the table to out when show (vkllm plan) or -v, else one summary line on
+ * stderr (none with -q); with warnings for a --vram-budget above a device's memory and a plan
+ * leaving under 5% of the host's memory. Returns 0, or -1 after printing the error (exit 1). */
 int cli_offload_print_plan(const cli_offload *o, const char *cmd, const char *model, const vkllm_model_params *mp,
                            FILE *out, bool show);
 

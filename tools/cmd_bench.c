@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "cli_args.h"
 #include "cli_offload.h"
+#include "cli_opts.h"
 #include "gguf.h"
 #include "model.h"
 #include "svg_plot.h"
@@ -365,6 +366,7 @@ typedef struct config {
     int ngl;     /* as given (99 = everything) */
     int ngl_eff; /* <= n_layer + 1 */
     int threads;
+    double secs; /* how long it took, once run */
 } config;
 
 static const char *backend_name(const model_info *mi, int ngl_eff) {
@@ -439,11 +441,19 @@ static int run_config(const bench_args *a, const config *cf, bw_cache *bw, row_l
             snprintf(r->backend, sizeof r->backend, "%s", backend_name(cf->mi, ngl_run));
             snprintf(r->device, sizeof r->device, "%s", device);
             for (int rep = 0; rep < a->reps; rep++) {
+                if (cli_interrupted) { /* Ctrl-C: keep the repetitions done, print what was measured */
+                    r->reps = rep;
+                    break;
+                }
                 const double s = kind == 0 ? bench_time_pp(c, toks, n, &err) : bench_time_tg(c, toks, n, &err);
                 if (s < 0) goto eval_fail;
                 r->samples[rep] = s > 0 ? n / s : 0;
             }
-            bench_stats(r->samples, a->reps, &r->mean, &r->sd, NULL);
+            if (r->reps == 0) {
+                rows->n--;
+                goto done;
+            }
+            bench_stats(r->samples, r->reps, &r->mean, &r->sd, NULL);
             if (kind == 1) {
                 double on_gpu, on_cpu;
                 token_bytes(cf->mi, ngl_run, (n + 1) / 2.0, &on_gpu, &on_cpu);
@@ -544,11 +554,24 @@ static void print_csv(const row_list *rows) {
         csv_str(r->mi->name);
         printf(",%s,%.0f,%.0f,%s,%d,%d,", r->mi->type, r->mi->size, r->mi->params, r->backend, r->ngl, r->threads);
         csv_str(r->device);
-        printf(",%s,%d,%d,%d,%.4f,%.4f,%.0f,%.4f,%.4f,%.2f,\"", test, r->n_prompt, r->n_gen, r->reps, r->mean, r->sd,
-               r->bytes_tok, r->gbs, r->roof_gbs, r->roof_pct);
+        printf(",%s,%d,%d,%d,%.4f,", test, r->n_prompt, r->n_gen, r->reps, r->mean);
+        if (r->reps > 1) printf("%.4f", r->sd); /* one repetition has no spread */
+        putchar(',');
+        /* values that do not apply (pp rows; a roofline without a bandwidth) stay empty */
+        if (r->n_gen) printf("%.0f,%.4f,", r->bytes_tok, r->gbs);
+        else printf(",,");
+        if (r->n_gen && r->roof_gbs > 0) printf("%.4f,%.2f,\"", r->roof_gbs, r->roof_pct);
+        else printf(",,\"");
         for (int k = 0; k < r->reps; k++) printf("%s%.4f", k ? " " : "", r->samples[k]);
         printf("\"\n");
     }
+}
+
+/* key, then the value in fmt, or null when it does not apply. */
+static void json_num(const char *key, const char *fmt, double v, bool applies) {
+    fputs(key, stdout);
+    if (applies) printf(fmt, v);
+    else fputs("null", stdout);
 }
 
 static void print_json(const row_list *rows, const bw_cache *bw) {
@@ -566,13 +589,20 @@ static void print_json(const row_list *rows, const bw_cache *bw) {
                "\"n_gpu_layers\": %d, \"n_threads\": %d, \"device\": ",
                r->mi->type, r->mi->size, r->mi->params, r->backend, r->ngl, r->threads);
         json_str(r->device);
-        printf(", \"test\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, \"repetitions\": %d, \"avg_ts\": %.4f, "
-               "\"stddev_ts\": %.4f, \"samples_ts\": [",
-               test, r->n_prompt, r->n_gen, r->reps, r->mean, r->sd);
+        printf(", \"test\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, \"repetitions\": %d, \"avg_ts\": %.4f", test,
+               r->n_prompt, r->n_gen, r->reps, r->mean);
+        json_num(", \"stddev_ts\": ", "%.4f", r->sd, r->reps > 1); /* one repetition has no spread */
+        printf(", \"samples_ts\": [");
         for (int k = 0; k < r->reps; k++) printf("%s%.4f", k ? ", " : "", r->samples[k]);
-        printf("], \"bytes_per_token\": %.0f, \"avg_gbs\": %.4f, \"roofline_gbs\": %.4f, \"roofline_pct\": %.2f, "
-               "\"host_bw_gbs\": %.4f, \"gpu_bw_gbs\": %.4f}%s\n",
-               r->bytes_tok, r->gbs, r->roof_gbs, r->roof_pct, host / 1e9, bw->gpu / 1e9, i + 1 < rows->n ? "," : "");
+        printf("]");
+        /* values that do not apply (pp rows, bandwidths not measured or not used) are null */
+        json_num(", \"bytes_per_token\": ", "%.0f", r->bytes_tok, r->n_gen > 0);
+        json_num(", \"avg_gbs\": ", "%.4f", r->gbs, r->n_gen > 0);
+        json_num(", \"roofline_gbs\": ", "%.4f", r->roof_gbs, r->n_gen > 0 && r->roof_gbs > 0);
+        json_num(", \"roofline_pct\": ", "%.2f", r->roof_pct, r->n_gen > 0 && r->roof_gbs > 0);
+        json_num(", \"host_bw_gbs\": ", "%.4f", host / 1e9, host > 0 && strcmp(r->backend, "Vulkan"));
+        json_num(", \"gpu_bw_gbs\": ", "%.4f", bw->gpu / 1e9, bw->gpu > 0 && strcmp(r->backend, "CPU"));
+        printf("}%s\n", i + 1 < rows->n ? "," : "");
     }
     printf("]\n");
 }
@@ -725,6 +755,25 @@ static int write_plot(const char *path, const row_list *rows, int n_models) {
 
 /* ---- main ------------------------------------------------------------------------------------ */
 
+/* The time the configurations after done will take: each from the finished ones on the same kind of
+ * backend (the CPU alone, or with a Vulkan device: lavapipe can be 10x slower than the CPU),
+ * scaled by model size. Returns false when some configuration has no such reference yet (*left
+ * then sums the others). */
+static bool estimate_left(const config *cfgs, int done, int n, double *left) {
+    bool all = true;
+    *left = 0;
+    for (int j = done; j < n; j++) {
+        double per_byte = 0;
+        int k = 0;
+        for (int i = 0; i < done; i++)
+            if ((cfgs[i].ngl_eff > 0) == (cfgs[j].ngl_eff > 0) && cfgs[i].mi->size > 0)
+                per_byte += cfgs[i].secs / cfgs[i].mi->size, k++;
+        if (k) *left += per_byte / k * cfgs[j].mi->size;
+        else all = false;
+    }
+    return all;
+}
+
 static void fmt_dur(char *buf, size_t n, double s) {
     if (s < 60) snprintf(buf, n, "%.1f s", s);
     else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
@@ -742,6 +791,7 @@ int cmd_bench(int argc, char **argv) {
     }
     model_info mis[MAX_MODELS];
     memset(mis, 0, sizeof mis);
+    cli_sigint_install(); /* Ctrl-C: stop, and print the rows measured so far */
     config *cfgs = NULL;
     row_list rows = {0};
     bw_cache bw = {0};
@@ -749,6 +799,7 @@ int cmd_bench(int argc, char **argv) {
     rc = 1;
     for (int i = 0; i < a.n_models; i++) {
         vkl_error err = {{0}};
+        if (cli_check_model("bench", a.models[i])) goto done;
         if (model_info_read(a.models[i], &mis[i], &err) != 0) {
             fprintf(stderr, "vkllm bench: %s: %s\n", a.models[i], err.msg);
             goto done;
@@ -805,7 +856,7 @@ int cmd_bench(int argc, char **argv) {
             for (int j = 0; j < (a.t_set ? a.t.n : 1); j++) {
                 const int ngl = a.sweep ? k : a.ngl.v[k];
                 cfgs[n_cfg++] = (config){&mis[i], ngl, VKL_MIN(ngl, mis[i].n_layer + 1),
-                                         a.t_set ? a.t.v[j] : default_threads};
+                                         a.t_set ? a.t.v[j] : default_threads, 0};
             }
     }
     /* Bandwidths first (the roofline of tg rows), so the per-configuration times and the
@@ -816,14 +867,19 @@ int cmd_bench(int argc, char **argv) {
             if (cfgs[i].ngl_eff > 0) gpu_bw(&bw, &a);
         }
     const double t_start = vkl_time_s();
-    double t_configs = 0;
-    for (int i = 0; i < n_cfg; i++) {
-        const config *cf = &cfgs[i];
+    for (int i = 0; i < n_cfg && !cli_interrupted; i++) {
+        config *cf = &cfgs[i];
         const int first_row = rows.n;
         const double t0 = vkl_time_s();
-        if (run_config(&a, cf, &bw, &rows, cpu_name)) goto print;
+        const int crc = run_config(&a, cf, &bw, &rows, cpu_name);
+        if (cli_interrupted) { /* Ctrl-C: the rows measured so far, exit 130 */
+            fprintf(stderr, "bench: interrupted\n");
+            rc = 130;
+            goto print;
+        }
+        if (crc) goto print;
         const double dt = vkl_time_s() - t0;
-        t_configs += dt;
+        cf->secs = dt;
         char line[1024], el[32], eta[32];
         int len = snprintf(line, sizeof line, "bench: [%d/%d] %s, %s, ngl %d, threads %d:", i + 1, n_cfg, cf->mi->name,
                            backend_name(cf->mi, cf->ngl_eff), cf->ngl, cf->threads);
@@ -833,11 +889,15 @@ int cmd_bench(int argc, char **argv) {
             len += snprintf(line + len, sizeof line - (size_t)len, " %s %.2f t/s", t, rows.v[r].mean);
         }
         fmt_dur(el, sizeof el, vkl_time_s() - t_start);
-        fmt_dur(eta, sizeof eta, t_configs / (i + 1) * (n_cfg - i - 1));
-        fprintf(stderr, "%s (%.1f s); elapsed %s, about %s left\n", line, dt, el, eta);
+        double left;
+        const bool known = estimate_left(cfgs, i + 1, n_cfg, &left);
+        fmt_dur(eta, sizeof eta, left);
+        if (known) fprintf(stderr, "%s (%.1f s); elapsed %s, about %s left\n", line, dt, el, eta);
+        else fprintf(stderr, "%s (%.1f s); elapsed %s, more than %s left (no %s configuration timed yet)\n", line, dt,
+                     el, eta, cf->ngl_eff > 0 ? "CPU-only" : "Vulkan");
     }
-    rc = 0;
-print: /* the rows measured so far, also after a failed configuration */
+    rc = cli_interrupted ? 130 : 0;
+print: /* the rows measured so far, also after a failed configuration or Ctrl-C */
     if (rows.n > 0) {
         if (a.out == OUT_MD) print_md(&rows, &bw);
         else if (a.out == OUT_CSV) print_csv(&rows);

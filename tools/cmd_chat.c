@@ -1,6 +1,7 @@
 /* vkllm chat: an interactive conversation on stdin/stdout. Each turn formats the whole
  * conversation with the model's chat template, tokenizes it, and evaluates only the tokens past
  * the prefix already in the KV cache, so earlier turns are never recomputed. */
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,103 +11,67 @@
 #include "chat.h"
 #include "cli.h"
 #include "cli_args.h"
+#include "cli_line.h"
 #include "cli_offload.h"
+#include "cli_opts.h"
 #include "gguf.h"
-#include "tokenizer.h"
 #include "vkllm.h"
+
+#ifdef VKLLM_JSON
+#include <cjson/cJSON.h>
+#endif
+
+static const char *chat_json_built(void) {
+#ifdef VKLLM_JSON
+    return "with cJSON";
+#else
+    return "not built in: no cJSON";
+#endif
+}
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: vkllm chat -m MODEL.gguf [options]\n"
             "\n"
-            "Chats on stdin/stdout: one user message per line, the reply streamed after it. Lines\n"
-            "'/reset' (forget the conversation), '/exit' or '/quit' (or end of input) are commands.\n"
-            "Works piped: reads lines until end of input.\n"
-            "\n"
-            "  -m, --model PATH       the GGUF model\n"
-            "  -t, --threads N        CPU threads (default: physical cores)\n"
-            "  -c, --ctx-size N       context positions (default: min(training context, 4096))\n"
-            "  -n, --n-predict N      most tokens per reply (default 256)\n"
-            "  --temp T               temperature, 0 = greedy (default 0.8)\n"
-            "  --top-k K              (default 40, 0 = off)\n"
-            "  --top-p P              (default 0.95, 1 = off)\n"
-            "  --min-p M              (default 0.05, 0 = off)\n"
-            "  --repeat-penalty R     (default 1.0 = off)\n"
-            "  --seed S               sampling seed (default: random)\n"
-            "  --system TEXT          a system message opening the conversation\n"
-            "  --template NAME        chat format (default: detected from the model's\n"
-            "                         tokenizer.chat_template, else 'plain'); one of:\n"
-            "                        ");
+            "Chats on stdin/stdout: one user message per line (a line ending in \\ continues on the next),\n"
+            "the reply streamed after it, its timings on stderr. On a terminal the input line can be\n"
+            "edited, with history (%s); Ctrl-C stops a reply and, at the prompt, ends the\n"
+            "chat. Piped, it reads lines until end of input. Commands: /help, /reset, /regen, /exit,\n"
+            "/save FILE and /load FILE (the conversation as JSON; %s).\n",
+            cli_line_editing() ? "libedit" : "not built in: plain input", chat_json_built());
+    cli_gen_help(out, CLI_CHAT);
+    fprintf(out, "\nchat templates:");
     for (int t = 0; t < VKL_CHAT_TEMPLATE_COUNT; t++) fprintf(out, " %s", vkl_chat_template_name((vkl_chat_template)t));
     fprintf(out, "\n");
-    fputs(cli_offload_help, out);
 }
 
-typedef struct chat_args {
-    const char *model, *system, *template_name;
-    int n_threads, n_ctx, n_predict;
-    cli_offload off;
-    vkllm_model_params mp; /* the offload fields, from off */
-    vkllm_sampler_params sp;
-} chat_args;
-
 /* Returns 0, 1 after --help, or 2 after printing a one-line usage error. */
-static int parse_args(int argc, char **argv, chat_args *a) {
-    memset(a, 0, sizeof *a);
-    a->n_predict = 256;
-    a->sp = vkllm_sampler_default_params();
-    for (int i = 1; i < argc; i++) {
-        const char *opt = argv[i];
-        if (!strcmp(opt, "-h") || !strcmp(opt, "--help")) return 1;
-        int off_rc = cli_offload_parse(&a->off, "chat", argc, argv, &i);
-        if (off_rc < 0) return 2;
-        if (off_rc > 0) continue;
-        if (i + 1 >= argc) {
-            fprintf(stderr, "vkllm chat: %s %s\n", opt,
-                    opt[0] == '-' ? "needs a value (or is unknown; see --help)" : "is not an option");
-            return 2;
-        }
-        const char *val = argv[++i];
-        bool ok = true;
-        if (!strcmp(opt, "-m") || !strcmp(opt, "--model")) a->model = val;
-        else if (!strcmp(opt, "--system")) a->system = val;
-        else if (!strcmp(opt, "--template")) {
-            a->template_name = val;
-            ok = vkl_chat_template_from_name(val) >= 0;
-        } else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) ok = cli_parse_int(val, 1, 1024, &a->n_threads);
-        else if (!strcmp(opt, "-c") || !strcmp(opt, "--ctx-size")) ok = cli_parse_int(val, 1, 1 << 22, &a->n_ctx);
-        else if (!strcmp(opt, "-n") || !strcmp(opt, "--n-predict")) ok = cli_parse_int(val, 1, 1 << 24, &a->n_predict);
-        else if (!strcmp(opt, "--temp")) ok = cli_parse_float(val, 0, 100, &a->sp.temperature);
-        else if (!strcmp(opt, "--top-k")) ok = cli_parse_int(val, 0, INT32_MAX, &a->sp.top_k);
-        else if (!strcmp(opt, "--top-p")) ok = cli_parse_float(val, 0, 1, &a->sp.top_p);
-        else if (!strcmp(opt, "--min-p")) ok = cli_parse_float(val, 0, 1, &a->sp.min_p);
-        else if (!strcmp(opt, "--repeat-penalty")) ok = cli_parse_float(val, 0.01f, 100, &a->sp.repeat_penalty);
-        else if (!strcmp(opt, "--seed")) ok = cli_parse_u64(val, &a->sp.seed);
-        else {
-            fprintf(stderr, "vkllm chat: unknown option %s (see --help)\n", opt);
-            return 2;
-        }
-        if (!ok) {
-            fprintf(stderr, "vkllm chat: bad value '%s' for %s%s\n", val, opt,
-                    a->template_name == val ? " (see --help for the names)" : "");
-            return 2;
-        }
-    }
-    if (!a->model) {
-        fprintf(stderr, "vkllm chat: -m MODEL is required (see --help)\n");
+static int parse_args(int argc, char **argv, cli_gen *a) {
+    cli_gen_init(a, CLI_CHAT);
+    int rc = cli_gen_parse(a, CLI_CHAT, argc, argv);
+    if (rc) return rc;
+    if (a->n_predict == 0) {
+        fprintf(stderr, "vkllm chat: bad value '0' for -n (-1 = unlimited, or 1..16777216 tokens per reply)\n");
         return 2;
     }
-    a->mp = vkllm_model_default_params();
-    return cli_offload_apply(&a->off, "chat", &a->mp) ? 2 : 0;
+    if (a->chat_template && vkl_chat_template_from_name(a->chat_template) < 0) {
+        fprintf(stderr, "vkllm chat: bad value '%s' for --chat-template (see --help for the names)\n", a->chat_template);
+        return 2;
+    }
+    if (a->prompt && a->prompt_file) {
+        fprintf(stderr, "vkllm chat: give either -p PROMPT or -f FILE\n");
+        return 2;
+    }
+    return 0;
 }
 
 typedef struct chat_state {
-    chat_args a;
+    cli_gen a;
     vkllm_model *m;
     vkllm_context *c;
     vkllm_sampler *s;
-    vkl_tokenizer *tok; /* a second copy: the public API cannot tokenize special-token texts */
     vkl_chat_template tmpl;
+    bool interactive; /* stdin is a terminal */
     vkl_chat_msg *msgs; /* contents are malloc'd */
     size_t n_msgs, cap_msgs;
     int32_t *cached; /* the tokens in the KV cache, in order */
@@ -115,6 +80,8 @@ typedef struct chat_state {
     int cap_toks;
     char *reply;
     size_t reply_len, reply_cap;
+    int n_reply;           /* tokens of the reply */
+    double t_first;        /* when its first token was out */
 } chat_state;
 
 static void *grow(void *p, size_t *cap, size_t need, size_t elem) {
@@ -164,7 +131,9 @@ static int tokenize_conversation(chat_state *st) {
         return -1;
     }
     size_t len = strlen(text);
-    int n = vkl_tokenize(st->tok, text, len, true, true, NULL, 0, &err);
+    vkllm_error verr = {{0}};
+    int n = vkllm_tokenize_special(st->m, text, len, true, NULL, 0, &verr);
+    if (n < 0 && n != INT32_MIN) n = -n; /* the count needed */
     if (n >= 0) {
         size_t cap = (size_t)st->cap_toks;
         int32_t *t = grow(st->toks, &cap, (size_t)n + 1, sizeof *t);
@@ -174,17 +143,18 @@ static int tokenize_conversation(chat_state *st) {
             return -1;
         }
         st->toks = t, st->cap_toks = (int)cap;
-        n = vkl_tokenize(st->tok, text, len, true, true, st->toks, st->cap_toks, &err);
+        n = vkllm_tokenize_special(st->m, text, len, true, st->toks, st->cap_toks, &verr);
     }
     free(text);
     if (n < 0) {
-        fprintf(stderr, "vkllm chat: %s\n", err.msg);
+        fprintf(stderr, "vkllm chat: %s\n", verr.msg);
         return -1;
     }
     return n;
 }
 
-/* Evaluates toks[0..n) on top of the longest prefix of it already in the KV cache. */
+/* Evaluates toks[0..n) on top of the longest prefix of it already in the KV cache. Returns the
+ * count evaluated, or -1. */
 static int eval_new(chat_state *st, int n) {
     vkllm_error err = {{0}};
     int common = 0, seen = st->n_cached;
@@ -197,7 +167,7 @@ static int eval_new(chat_state *st, int n) {
     memcpy(st->cached + common, st->toks + common, sizeof *st->toks * (size_t)(n - common));
     st->n_cached = n;
     for (int i = common > seen ? common : seen; i < n; i++) vkllm_sampler_accept(st->s, st->toks[i]); /* new ones */
-    return 0;
+    return n - common;
 }
 
 static int append_reply(chat_state *st, const char *text, size_t len) {
@@ -220,6 +190,16 @@ static int emit(chat_state *st, const char *text, size_t len) {
     return append_reply(st, text, len);
 }
 
+/* Whether the reply's new part (its last len bytes) completes a reverse prompt. */
+static bool reverse_hit(const chat_state *st, size_t len) {
+    for (int k = 0; k < st->a.n_reverse; k++) {
+        size_t rl = strlen(st->a.reverse[k]), from = st->reply_len - len;
+        from = from >= rl ? from - rl + 1 : 0;
+        if (st->reply_len > from && memmem(st->reply + from, st->reply_len - from, st->a.reverse[k], rl)) return true;
+    }
+    return false;
+}
+
 /* Generates the reply to the conversation so far. Sets *full when the context ran out. */
 static int generate(chat_state *st, bool *full) {
     vkllm_error err = {{0}};
@@ -232,16 +212,21 @@ static int generate(chat_state *st, bool *full) {
         goto done;
     }
     st->reply_len = 0;
-    for (int i = 0; i < st->a.n_predict; i++) {
+    st->n_reply = 0;
+    long n_predict = st->a.n_predict < 0 ? LONG_MAX : st->a.n_predict;
+    for (long i = 0; i < n_predict && !cli_interrupted; i++) {
         int32_t next = vkllm_sample(st->s, vkllm_logits(st->c, -1));
         if (vkllm_token_is_eog(st->m, next)) break;
         vkllm_sampler_accept(st->s, next);
         int w = vkllm_detok_push(detok, next, buf, bufsize);
+        size_t before = st->reply_len;
         if (w < 0 || emit(st, buf, (size_t)w)) {
             fprintf(stderr, "\nvkllm chat: %s\n", w < 0 ? "bad token id" : "out of memory");
             goto done;
         }
-        if (i + 1 == st->a.n_predict) break; /* the last token is fed with the next turn's prompt */
+        if (i == 0) st->t_first = cli_now();
+        st->n_reply++;
+        if (i + 1 == n_predict || reverse_hit(st, st->reply_len - before)) break; /* fed with the next turn */
         if (vkllm_n_past(st->c) >= vkllm_n_ctx(st->c)) {
             *full = true;
             break;
@@ -262,6 +247,17 @@ done:
     free(buf);
     vkllm_detok_free(detok);
     return rc;
+}
+
+/* "[prompt: N tokens, X tok/s | reply: N tokens, X tok/s]" on stderr; the rate is over the tokens
+ * after the first, which comes from the prompt's logits. */
+static void print_turn_timings(const chat_state *st, int n_prompt, double prompt_s, double gen_s) {
+    if (cli_verbosity < CLI_LOG_INFO) return;
+    if (cli_interrupted) fprintf(stderr, "(stopped)\n");
+    fprintf(stderr, "[prompt: %d tokens, %.1f tok/s | reply: %d tokens", n_prompt, prompt_s > 0 ? n_prompt / prompt_s : 0.0,
+            st->n_reply);
+    if (st->n_reply > 1 && gen_s > 0) fprintf(stderr, ", %.1f tok/s", (st->n_reply - 1) / gen_s);
+    fprintf(stderr, "]\n");
 }
 
 /* One user message and its reply. Returns 0, or -1 on a fatal error. */
@@ -287,9 +283,14 @@ static int turn(chat_state *st, const char *line, size_t len) {
         drop_msgs(st, st->n_msgs - 1);
         return 0;
     }
-    if (eval_new(st, n)) return -1;
+    double t0 = cli_now();
+    int n_new = eval_new(st, n);
+    if (n_new < 0) return -1;
+    double t1 = cli_now();
+    st->t_first = t1;
     bool full = false;
     if (generate(st, &full)) return -1;
+    print_turn_timings(st, n_new, t1 - t0, cli_now() - st->t_first);
     if (add_msg(st, "assistant", st->reply, st->reply_len)) goto oom;
     if (full) {
         fprintf(stderr, "vkllm chat: context full (%d tokens); conversation reset\n", vkllm_n_ctx(st->c));
@@ -301,85 +302,268 @@ oom:
     return -1;
 }
 
-/* Reads the model, a second tokenizer and the chat template. Returns 0 or 1. */
+/* The chat template: --chat-template, else detected from the model's tokenizer.chat_template. */
+static vkl_chat_template find_template(const cli_gen *a) {
+    if (a->chat_template) return (vkl_chat_template)vkl_chat_template_from_name(a->chat_template);
+    vkl_error err = {{0}};
+    gguf_file *f = gguf_open(a->model, &err);
+    gguf_str s = {0};
+    char *tmpl = NULL;
+    if (f && gguf_find_kv(f, "tokenizer.chat_template") && !gguf_get_str(f, "tokenizer.chat_template", &s, NULL) &&
+        (tmpl = malloc(s.len + 1))) {
+        memcpy(tmpl, s.data, s.len);
+        tmpl[s.len] = 0;
+    }
+    vkl_chat_template t = vkl_chat_detect(tmpl);
+    free(tmpl);
+    gguf_close(f);
+    return t;
+}
+
+/* Reads the model and the chat template. Returns 0 or 1. */
 static int setup(chat_state *st) {
-    chat_args *a = &st->a;
+    cli_gen *a = &st->a;
     vkllm_error err = {{0}};
+    if (cli_gen_check_model(a, "chat")) return 1;
     vkllm_model_params mp = a->mp;
     mp.n_threads = a->n_threads;
     mp.n_ctx = a->n_ctx;
+    mp.n_batch = a->n_batch;
+    mp.kv_type = a->kv_f32 ? VKLLM_KV_F32 : VKLLM_KV_F16;
+    cli_progress prog;
     if (cli_offload_check_devices(&a->off, "chat", &mp) ||
         cli_offload_print_plan(&a->off, "chat", a->model, &mp, stderr, false))
         return 1;
+    cli_progress_attach(&prog, &mp);
     st->m = vkllm_model_load(a->model, &mp, &err);
-    if (!st->m) goto fail;
     vkllm_context_params cp = vkllm_context_default_params();
     cp.n_ctx = a->n_ctx;
-    st->c = vkllm_context_create(st->m, &cp, &err);
+    cp.n_batch = a->n_batch;
+    cp.kv_type = mp.kv_type;
+    st->c = st->m ? vkllm_context_create(st->m, &cp, &err) : NULL;
     st->s = st->c ? vkllm_sampler_create(st->m, &a->sp, &err) : NULL;
     st->cached = st->s ? vkl_malloc(sizeof *st->cached * (size_t)vkllm_n_ctx(st->c), (vkl_error *)(void *)&err) : NULL;
-    if (!st->cached) goto fail;
-
-    gguf_file *f = gguf_open(a->model, (vkl_error *)(void *)&err);
-    if (!f) goto fail;
-    st->tok = vkl_tokenizer_load(f, (vkl_error *)(void *)&err);
-    if (a->template_name) {
-        st->tmpl = (vkl_chat_template)vkl_chat_template_from_name(a->template_name);
-    } else {
-        gguf_str s = {0};
-        char *tmpl = NULL;
-        if (gguf_find_kv(f, "tokenizer.chat_template") &&
-            !gguf_get_str(f, "tokenizer.chat_template", &s, NULL) && (tmpl = malloc(s.len + 1))) {
-            memcpy(tmpl, s.data, s.len);
-            tmpl[s.len] = 0;
-        }
-        st->tmpl = vkl_chat_detect(tmpl);
-        free(tmpl);
+    if (!st->cached || (!a->no_warmup && vkllm_warmup(st->c, &err))) {
+        fprintf(stderr, "vkllm chat: %s\n", err.msg);
+        return 1;
     }
-    gguf_close(f);
-    if (!st->tok) goto fail;
+    st->tmpl = find_template(a);
     if (a->system && add_msg(st, "system", a->system, strlen(a->system))) {
         fprintf(stderr, "vkllm chat: out of memory\n");
         return 1;
     }
-    char where[320] = "CPU only";
-    const char *gpu = vkllm_model_gpu_name(st->m);
-    if (gpu) snprintf(where, sizeof where, "%d layers on %s", vkllm_model_n_gpu_layers(st->m), gpu);
-    fprintf(stderr, "vkllm chat: %s; chat template %s; context %d tokens; %s\n", vkllm_model_desc(st->m),
-            vkl_chat_template_name(st->tmpl), vkllm_n_ctx(st->c), where);
+    if (cli_verbosity >= CLI_LOG_INFO) {
+        char where[320] = "CPU only", seed[48] = "";
+        const char *gpu = vkllm_model_gpu_name(st->m);
+        if (gpu) snprintf(where, sizeof where, "%d layers on %s", vkllm_model_n_gpu_layers(st->m), gpu);
+        if (a->sp.temperature > 0)
+            snprintf(seed, sizeof seed, "; seed %llu", (unsigned long long)vkllm_sampler_seed(st->s));
+        fprintf(stderr, "vkllm chat: %s; chat template %s; context %d tokens; %s%s%s\n", vkllm_model_desc(st->m),
+                vkl_chat_template_name(st->tmpl), vkllm_n_ctx(st->c), where, seed,
+                st->interactive ? "; /help lists the commands" : "");
+    }
     return 0;
-fail:
-    fprintf(stderr, "vkllm chat: %s%s%s\n", st->m ? a->model : "", st->m ? ": " : "", err.msg);
+}
+
+static void print_commands(void) {
+    printf("/help          this list\n"
+           "/reset         forget the conversation (the system message stays)\n"
+           "/regen         drop the last reply and sample a new one\n"
+           "/save FILE     write the conversation as JSON: {\"messages\": [{\"role\", \"content\"}, ...]}\n"
+           "/load FILE     continue the conversation of such a file\n"
+           "/exit, /quit   end the chat (also Ctrl-D; Ctrl-C at the prompt)\n"
+           "A line ending in \\ continues the message on the next line; Ctrl-C stops a reply.\n"
+           "Start a message with // to send one that begins with /.\n");
+}
+
+/* /regen: drops the last assistant message and answers the user message before it again. */
+static int regenerate(chat_state *st) {
+    if (st->n_msgs == 0 || strcmp(st->msgs[st->n_msgs - 1].role, "assistant")) {
+        fprintf(stderr, "vkllm chat: no reply to regenerate\n");
+        return 0;
+    }
+    drop_msgs(st, st->n_msgs - 1);
+    char *msg = (char *)(uintptr_t)st->msgs[st->n_msgs - 1].content;
+    st->msgs[st->n_msgs - 1].content = NULL;
+    st->n_msgs--;
+    int rc = turn(st, msg, strlen(msg));
+    free(msg);
+    return rc;
+}
+
+#ifdef VKLLM_JSON
+/* /save: the messages as {"messages": [{"role": ..., "content": ...}, ...]}. Returns 0, or 1
+ * after a message. */
+static int save_conversation(chat_state *st, const char *path) {
+    cJSON *root = cJSON_CreateObject(), *arr = root ? cJSON_AddArrayToObject(root, "messages") : NULL;
+    for (size_t i = 0; arr && i < st->n_msgs; i++) {
+        cJSON *m = cJSON_CreateObject();
+        if (!m || !cJSON_AddStringToObject(m, "role", st->msgs[i].role) ||
+            !cJSON_AddStringToObject(m, "content", st->msgs[i].content) || !cJSON_AddItemToArray(arr, m)) {
+            cJSON_Delete(m);
+            arr = NULL;
+        }
+    }
+    char *text = arr ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    FILE *f = text ? fopen(path, "w") : NULL;
+    bool ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    if (f && fclose(f)) ok = false;
+    free(text);
+    if (!ok) fprintf(stderr, "vkllm chat: cannot write %s\n", path);
+    return ok ? 0 : 1;
+}
+
+/* The role's static name, NULL when it is not one of the three. */
+static const char *known_role(const char *r) {
+    static const char *const roles[] = {"system", "user", "assistant"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(r, roles[i])) return roles[i];
+    return NULL;
+}
+
+/* /load: replaces the conversation by a /save file's (checked whole first). Returns 0, 1 after a
+ * message (the conversation unchanged), -1 on a fatal error. */
+static int load_conversation(chat_state *st, const char *path) {
+    vkl_error err = {{0}};
+    size_t len;
+    char *text = cli_read_file(path, &len, &err);
+    if (!text) {
+        fprintf(stderr, "vkllm chat: %s\n", err.msg);
+        return 1;
+    }
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    free(text);
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "messages"), *m;
+    bool ok = cJSON_IsArray(arr);
+    cJSON_ArrayForEach(m, arr) {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role"), *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+        ok &= cJSON_IsString(role) && cJSON_IsString(c) && known_role(role->valuestring);
+    }
+    if (!ok) {
+        fprintf(stderr, "vkllm chat: %s: expected {\"messages\": [{\"role\": \"user\", \"content\": \"...\"}, ...]} "
+                "(roles system, user, assistant)\n", path);
+        cJSON_Delete(root);
+        return 1;
+    }
+    drop_msgs(st, 0);
+    int rc = reset_conversation(st);
+    cJSON_ArrayForEach(m, arr) {
+        const char *c = cJSON_GetObjectItemCaseSensitive(m, "content")->valuestring;
+        if (rc == 0 && add_msg(st, known_role(cJSON_GetObjectItemCaseSensitive(m, "role")->valuestring), c, strlen(c))) {
+            fprintf(stderr, "vkllm chat: out of memory\n");
+            rc = -1;
+        }
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+#else
+static int save_conversation(chat_state *st, const char *path) {
+    (void)st, (void)path;
+    fprintf(stderr, "vkllm chat: /save and /load need cJSON (this build has none: apt-get install libcjson-dev)\n");
     return 1;
 }
 
-static int chat_loop(chat_state *st) {
-    bool tty = isatty(STDIN_FILENO);
-    char *line = NULL;
-    size_t cap = 0;
-    int rc = 0;
+static int load_conversation(chat_state *st, const char *path) { return save_conversation(st, path); }
+#endif
+
+/* A line starting with '/': runs the command. Returns 0, 1 to end the chat, -1 on a fatal error. */
+static int command(chat_state *st, const char *line) {
+    if (!strcmp(line, "/exit") || !strcmp(line, "/quit")) return 1;
+    if (!strcmp(line, "/help")) {
+        print_commands();
+        return 0;
+    }
+    if (!strcmp(line, "/regen")) return regenerate(st);
+    if (!strncmp(line, "/save ", 6) || !strncmp(line, "/load ", 6)) {
+        const char *path = line + 6;
+        while (*path == ' ') path++;
+        int rc = line[1] == 's' ? save_conversation(st, path) : load_conversation(st, path);
+        if (rc > 0) return 0; /* a message said why */
+        if (rc == 0)
+            fprintf(stderr, "vkllm chat: %s %zu messages %s %s\n", line[1] == 's' ? "saved" : "loaded", st->n_msgs,
+                    line[1] == 's' ? "to" : "from", path);
+        return rc;
+    }
+    if (!strcmp(line, "/reset")) {
+        if (reset_conversation(st)) return -1;
+        fprintf(stderr, "vkllm chat: conversation reset\n");
+        return 0;
+    }
+    fprintf(stderr, "vkllm chat: unknown command %s (/help lists them; // sends a message starting with /)\n", line);
+    return 0;
+}
+
+/* Reads one message: lines joined while they end in a backslash. Returns 0, 1 at end of input,
+ * 2 on Ctrl-C at the prompt, -1 out of memory. */
+static int read_message(chat_state *st, char **msg) {
+    char *acc = NULL;
+    size_t len = 0;
     for (;;) {
-        if (tty) {
-            fputs("> ", stdout);
-            fflush(stdout);
+        char *line = NULL;
+        int rc = cli_line_read(st->interactive, acc ? "... " : "> ", &line);
+        if (rc) {
+            free(acc);
+            return rc;
         }
-        ssize_t got = getline(&line, &cap, stdin);
-        if (got < 0) break;
-        size_t len = (size_t)got;
-        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
-        line[len] = 0;
-        if (!strcmp(line, "/exit") || !strcmp(line, "/quit")) break;
-        if (!strcmp(line, "/reset")) {
-            if ((rc = reset_conversation(st))) break;
-            fprintf(stderr, "vkllm chat: conversation reset\n");
+        size_t l = strlen(line);
+        bool more = l > 0 && line[l - 1] == '\\';
+        if (more) line[--l] = 0;
+        char *p = realloc(acc, len + l + 2);
+        if (!p) {
+            free(line);
+            free(acc);
+            return -1;
+        }
+        acc = p;
+        memcpy(acc + len, line, l);
+        len += l;
+        acc[len] = 0;
+        free(line);
+        if (!more) break;
+        acc[len++] = '\n';
+        acc[len] = 0;
+    }
+    cli_line_history(st->interactive, acc);
+    *msg = acc;
+    return 0;
+}
+
+/* The first message from -p or -f, when given. Returns 0 or -1. */
+static int first_message(chat_state *st) {
+    if (!st->a.prompt && !st->a.prompt_file) return 0;
+    size_t len;
+    char *text = cli_gen_prompt_text(&st->a, "chat", &len);
+    if (!text) return -1;
+    if (st->interactive) printf("> %.*s\n", (int)len, text);
+    int rc = len ? turn(st, text, len) : 0;
+    free(text);
+    return rc;
+}
+
+static int chat_loop(chat_state *st) {
+    int rc = first_message(st);
+    while (rc == 0) {
+        char *line = NULL;
+        int r = read_message(st, &line);
+        if (r) {
+            rc = r == 2 ? 130 : r < 0 ? -1 : 0;
+            if (r > 0 && st->interactive) fputc('\n', stdout);
+            break;
+        }
+        const char *msg = line[0] == '/' && line[1] == '/' ? line + 1 : line;
+        if (msg == line && line[0] == '/') {
+            int c = command(st, line);
+            free(line);
+            if (c) rc = c > 0 ? 0 : -1;
+            if (c) break;
             continue;
         }
-        if (len == 0) continue;
-        if ((rc = turn(st, line, len))) break;
+        if (*msg) rc = turn(st, msg, strlen(msg));
+        free(line);
     }
-    if (tty && rc == 0) fputc('\n', stdout);
-    free(line);
-    return rc ? 1 : 0;
+    return rc < 0 ? 1 : rc;
 }
 
 int cmd_chat(int argc, char **argv) {
@@ -391,14 +575,17 @@ int cmd_chat(int argc, char **argv) {
         return 0;
     }
     if (rc) return rc;
+    st.interactive = isatty(STDIN_FILENO);
     rc = setup(&st);
-    if (rc == 0) rc = chat_loop(&st);
+    if (rc == 0) {
+        cli_sigint_install();
+        rc = chat_loop(&st);
+    }
     drop_msgs(&st, 0);
     free(st.msgs);
     free(st.cached);
     free(st.toks);
     free(st.reply);
-    vkl_tokenizer_free(st.tok);
     vkllm_sampler_free(st.s);
     vkllm_context_free(st.c);
     vkllm_model_free(st.m);

@@ -6,18 +6,22 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_args.h"
 #include "gguf.h"
+#include "vkllm.h"
 
 #define INLINE_ARRAY_MAX 8   /* arrays up to this length are printed in full */
 #define TEXT_STRING_MAX 96   /* text mode cuts longer strings */
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: vkllm info MODEL.gguf [--tensors] [--json]\n"
+            "usage: vkllm info [-m] MODEL.gguf [--tensors] [--json]\n"
             "\n"
             "Shows a GGUF file's version, metadata, architecture hyperparameters and a summary of its\n"
-            "tensors by type.\n"
+            "tensors by type. When vkllm cannot run the model (its architecture or tokenizer), a\n"
+            "warning on stderr says why, in the words run, chat, plan and bench use.\n"
             "\n"
+            "  -m, --model PATH  the GGUF file (or give it as the argument)\n"
             "  --tensors   also list every tensor (name, type, dims, bytes, offset)\n"
             "  --json      print the same as JSON\n");
 }
@@ -359,6 +363,8 @@ int cmd_info(int argc, char **argv) {
             list_tensors = true;
         } else if (!strcmp(a, "--json")) {
             json = true;
+        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc && !path) {
+            path = argv[++i];
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "vkllm info: unknown option '%s' (usage: vkllm info MODEL.gguf [--tensors] [--json])\n", a);
             return 2;
@@ -388,5 +394,8 @@ int cmd_info(int argc, char **argv) {
         fprintf(stderr, "vkllm info: cannot write the output\n");
         return 1;
     }
+    vkllm_error verr = {{0}};
+    if (vkllm_model_check(path, &verr) && cli_verbosity >= CLI_LOG_WARN)
+        fprintf(stderr, "vkllm info: warning: vkllm cannot run it: %s\n", verr.msg);
     return 0;
 }

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "cli_args.h"
 #include "cli_offload.h"
+#include "cli_opts.h"
 #include "vkllm.h"
 
 static void usage(FILE *out) {
@@ -19,9 +20,9 @@ static void usage(FILE *out) {
             "                         (default: min(training context, 4096))\n"
             "  -b, --batch-size N     prompt batch the scratch is planned for (default 512)\n"
             "  --kv-type f16|f32      KV cache type (default f16)\n"
-            "%s"
+            "%s%s"
             "Env VKLLM_GPU_BW_GBPS / VKLLM_CPU_BW_GBPS override the predicted read bandwidths.\n",
-            cli_offload_help);
+            cli_offload_help, cli_log_help);
 }
 
 int cmd_plan(int argc, char **argv) {
@@ -35,7 +36,8 @@ int cmd_plan(int argc, char **argv) {
             usage(stdout);
             return 0;
         }
-        int r = cli_offload_parse(&off, "plan", argc, argv, &i);
+        int r = cli_log_parse("plan", argc, argv, &i);
+        if (r == 0) r = cli_offload_parse(&off, "plan", argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
         if (i + 1 >= argc) {
@@ -64,6 +66,9 @@ int cmd_plan(int argc, char **argv) {
         return 2;
     }
     if (cli_offload_apply(&off, "plan", &mp)) return 2;
-    if (cli_offload_check_devices(&off, "plan", &mp)) return 1;
+    if (cli_offload_check_devices(&off, "plan", &mp) || cli_check_model("plan", model)) return 1;
+    int train = cli_ctx_train(model);
+    if (train > 0 && mp.n_ctx > train && cli_verbosity >= CLI_LOG_WARN)
+        fprintf(stderr, "vkllm plan: warning: -c %d is beyond the model's training context (%d)\n", mp.n_ctx, train);
     return cli_offload_print_plan(&off, "plan", model, &mp, stdout, true) ? 1 : 0;
 }

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "cli_args.h"
 #include "cli_offload.h"
+#include "cli_opts.h"
 #include "vkllm.h"
 
 static void usage(FILE *out) {
@@ -16,125 +17,26 @@ static void usage(FILE *out) {
             "usage: vkllm run -m MODEL.gguf (-p PROMPT | -f FILE | --tokens-in FILE) [options]\n"
             "\n"
             "Generates text: the prompt is evaluated in batches, then one token at a time. Text goes to\n"
-            "stdout, timings to stderr.\n"
-            "\n"
-            "  -m, --model PATH       the GGUF model\n"
-            "  -p, --prompt TEXT      the prompt\n"
-            "  -f, --file PATH        read the prompt from a file\n"
-            "  -n, --n-predict N      tokens to generate (default 128)\n"
-            "  -t, --threads N        CPU threads (default: physical cores)\n"
-            "  -c, --ctx-size N       context positions (default: min(training context, 4096))\n"
-            "  -b, --batch-size N     prompt tokens per pass (default 512)\n"
-            "  --temp T               temperature, 0 = greedy (default 0.8)\n"
-            "  --top-k K              (default 40, 0 = off)\n"
-            "  --top-p P              (default 0.95, 1 = off)\n"
-            "  --min-p M              (default 0.05, 0 = off)\n"
-            "  --repeat-penalty R     (default 1.0 = off)\n"
-            "  --repeat-last-n N      tokens the penalty looks back on (default 64)\n"
-            "  --seed S               sampling seed (default: random)\n"
-            "  --kv-type f16|f32      KV cache type (default f16)\n"
-            "  --ignore-eos           keep generating after the end-of-sequence token\n"
-            "  --context-shift        when the context is full, keep BOS + --keep prompt tokens and the\n"
-            "                         newer half of the rest, and go on (default: stop there)\n"
-            "  --keep N               prompt tokens after BOS kept by --context-shift (default 0)\n"
-            "  --profile              print the time per op kind (prompt, and per generated token)\n"
-            "  --logits-out FILE      write the f32 logits of every evaluated position (n_vocab per row)\n"
-            "  --tokens-out FILE      write the lines 'prompt ID...' and 'generated ID...'\n"
-            "  --tokens-in FILE       evaluate the prompt and generated ids of such a file instead of\n"
-            "                         tokenizing and sampling (rows of --logits-out start at its\n"
-            "                         'logits_from' line, 0 when absent)\n");
-    fputs(cli_offload_help, out);
+            "stdout; the timings line (load, prompt, generation rate after the first token) to stderr,\n"
+            "also after Ctrl-C, which stops the generation (exit 130). Options take llama.cpp's names.\n");
+    cli_gen_help(out, CLI_RUN);
 }
 
-typedef struct run_args {
-    const char *model, *prompt, *prompt_file, *logits_out, *tokens_out, *tokens_in;
-    long n_predict;
-    bool n_predict_set;
-    int n_threads, n_ctx, n_batch;
-    cli_offload off;
-    vkllm_model_params mp; /* the offload fields, from off */
-    vkllm_kv_type kv_type;
-    bool ignore_eos, profile, context_shift;
-    int n_keep;
-    vkllm_sampler_params sp;
-} run_args;
-
 /* Returns 0, or 2 after printing a one-line usage error. */
-static int parse_args(int argc, char **argv, run_args *a, bool *help) {
-    memset(a, 0, sizeof *a);
-    a->n_predict = 128;
-    a->n_batch = 512;
-    a->kv_type = VKLLM_KV_F16;
-    a->sp = vkllm_sampler_default_params();
-    for (int i = 1; i < argc; i++) {
-        const char *opt = argv[i];
-        if (!strcmp(opt, "-h") || !strcmp(opt, "--help")) {
-            *help = true;
-            return 0;
-        }
-        if (!strcmp(opt, "--ignore-eos") || !strcmp(opt, "--profile")) {
-            *(opt[2] == 'i' ? &a->ignore_eos : &a->profile) = true;
-            continue;
-        }
-        if (!strcmp(opt, "--context-shift")) {
-            a->context_shift = true;
-            continue;
-        }
-        int off_rc = cli_offload_parse(&a->off, "run", argc, argv, &i);
-        if (off_rc < 0) return 2;
-        if (off_rc > 0) continue;
-        if (i + 1 >= argc) {
-            fprintf(stderr, "vkllm run: %s %s\n", opt, opt[0] == '-' ? "needs a value (or is unknown; see --help)" : "is not an option");
-            return 2;
-        }
-        const char *val = argv[++i];
-        long l = 0;
-        float f = 0;
-        bool ok = true;
-        if (!strcmp(opt, "-m") || !strcmp(opt, "--model")) a->model = val;
-        else if (!strcmp(opt, "-p") || !strcmp(opt, "--prompt")) a->prompt = val;
-        else if (!strcmp(opt, "-f") || !strcmp(opt, "--file")) a->prompt_file = val;
-        else if (!strcmp(opt, "--logits-out")) a->logits_out = val;
-        else if (!strcmp(opt, "--tokens-out")) a->tokens_out = val;
-        else if (!strcmp(opt, "--tokens-in")) a->tokens_in = val;
-        else if (!strcmp(opt, "-n") || !strcmp(opt, "--n-predict")) ok = cli_parse_long(val, 0, 1 << 24, &a->n_predict), a->n_predict_set = true;
-        else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) ok = cli_parse_long(val, 1, 1024, &l), a->n_threads = (int)l;
-        else if (!strcmp(opt, "-c") || !strcmp(opt, "--ctx-size")) ok = cli_parse_long(val, 1, 1 << 22, &l), a->n_ctx = (int)l;
-        else if (!strcmp(opt, "-b") || !strcmp(opt, "--batch-size")) ok = cli_parse_long(val, 1, 1 << 16, &l), a->n_batch = (int)l;
-        else if (!strcmp(opt, "--temp")) ok = cli_parse_float(val, 0, 100, &a->sp.temperature);
-        else if (!strcmp(opt, "--top-k")) ok = cli_parse_long(val, 0, INT_MAX, &l), a->sp.top_k = (int)l;
-        else if (!strcmp(opt, "--top-p")) ok = cli_parse_float(val, 0, 1, &a->sp.top_p);
-        else if (!strcmp(opt, "--min-p")) ok = cli_parse_float(val, 0, 1, &a->sp.min_p);
-        else if (!strcmp(opt, "--repeat-penalty")) ok = cli_parse_float(val, 0.01f, 100, &f), a->sp.repeat_penalty = f;
-        else if (!strcmp(opt, "--keep")) ok = cli_parse_long(val, 0, 1 << 22, &l), a->n_keep = (int)l;
-        else if (!strcmp(opt, "--repeat-last-n")) ok = cli_parse_long(val, 0, 1 << 20, &l), a->sp.repeat_last_n = (int)l;
-        else if (!strcmp(opt, "--seed")) {
-            uint64_t seed = 0;
-            ok = cli_parse_u64(val, &seed);
-            a->sp.seed = seed;
-        } else if (!strcmp(opt, "--kv-type")) {
-            ok = !strcmp(val, "f16") || !strcmp(val, "f32");
-            a->kv_type = !strcmp(val, "f32") ? VKLLM_KV_F32 : VKLLM_KV_F16;
-        } else {
-            fprintf(stderr, "vkllm run: unknown option %s (see --help)\n", opt);
-            return 2;
-        }
-        if (!ok) {
-            fprintf(stderr, "vkllm run: bad value '%s' for %s\n", val, opt);
-            return 2;
-        }
+static int parse_args(int argc, char **argv, cli_gen *a, bool *help) {
+    cli_gen_init(a, CLI_RUN);
+    int rc = cli_gen_parse(a, CLI_RUN, argc, argv);
+    if (rc == 1) {
+        *help = true;
+        return 0;
     }
-    if (!a->model) {
-        fprintf(stderr, "vkllm run: -m MODEL is required (see --help)\n");
-        return 2;
-    }
+    if (rc) return rc;
     int sources = !!a->prompt + !!a->prompt_file + !!a->tokens_in;
     if (sources != 1) {
         fprintf(stderr, "vkllm run: give exactly one of -p PROMPT, -f FILE, --tokens-in FILE\n");
         return 2;
     }
-    a->mp = vkllm_model_default_params();
-    return cli_offload_apply(&a->off, "run", &a->mp) ? 2 : 0;
+    return 0;
 }
 
 /* Parses "prompt ID ..." / "generated ID ..." (or "greedy ID ...") / "logits_from N" lines; others
@@ -192,19 +94,6 @@ static int read_token_file(const char *path, token_file *tf) {
     return 0;
 }
 
-static void progress_bar(float frac, void *user) {
-    int width = 40, filled = (int)(frac * (float)width + 0.5f);
-    fprintf(stderr, "\rloading [%.*s%*s] %3d%%", filled, "########################################", width - filled, "",
-            (int)(frac * 100.0f + 0.5f));
-    if (frac >= 1.0f) fputc('\n', stderr);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Time per op kind since the last call (divided by n passes), against the wall time. */
 static void print_profile(vkllm_model *m, const char *what, int n, double wall_s) {
     vkllm_op_profile ops[16];
@@ -219,7 +108,7 @@ static void print_profile(vkllm_model *m, const char *what, int n, double wall_s
 }
 
 typedef struct run_state {
-    run_args a;
+    cli_gen a;
     vkllm_model *m;
     vkllm_context *c;
     vkllm_sampler *s;
@@ -229,6 +118,11 @@ typedef struct run_state {
     int n_prompt, n_generated;
     token_file tf;
     char *text;
+    size_t text_len;
+    char *out;          /* the generated text (for the reverse prompts) */
+    size_t out_len, out_cap;
+    double t_first;     /* when the first generated token was out (its time is the prompt's) */
+    bool stopped;       /* by Ctrl-C */
     /* --context-shift: the ids whose K/V rows are in the cache, and how many of them are kept */
     int32_t *ctx_tokens;
     int n_ctx_tokens, n_keep_tokens, n_shifts;
@@ -266,12 +160,34 @@ fail:
     return -1;
 }
 
-static int emit(run_state *st, int32_t id) {
+/* Appends text to the output; returns whether it now contains a reverse prompt in its new part. */
+static bool output_reverse(run_state *st, const char *text, size_t len) {
+    if (st->a.n_reverse == 0) return false;
+    if (st->out_len + len > st->out_cap) {
+        size_t cap = st->out_cap ? st->out_cap : 4096;
+        while (cap < st->out_len + len) cap *= 2;
+        char *p = realloc(st->out, cap);
+        if (!p) return false;
+        st->out = p, st->out_cap = cap;
+    }
+    memcpy(st->out + st->out_len, text, len);
+    st->out_len += len;
+    for (int k = 0; k < st->a.n_reverse; k++) {
+        size_t rl = strlen(st->a.reverse[k]), from = st->out_len - len;
+        from = from >= rl ? from - rl + 1 : 0;
+        if (memmem(st->out + from, st->out_len - from, st->a.reverse[k], rl)) return true;
+    }
+    return false;
+}
+
+/* Prints the text of id; sets *stop when it completes a reverse prompt. */
+static int emit(run_state *st, int32_t id, bool *stop) {
     char buf[4096];
     int w = vkllm_detok_push(st->detok, id, buf, sizeof buf);
     if (w < 0) return -1;
     fwrite(buf, 1, (size_t)w, stdout);
     fflush(stdout);
+    *stop = output_reverse(st, buf, (size_t)w);
     return 0;
 }
 
@@ -294,9 +210,11 @@ static int context_shift(run_state *st, vkllm_error *err) {
 static int generate(run_state *st) {
     vkllm_error err = {{0}};
     bool replay = st->a.tokens_in != NULL;
-    long n_gen = replay ? st->tf.n_generated : st->a.n_predict;
-    if (replay && st->a.n_predict_set && st->a.n_predict < n_gen) n_gen = st->a.n_predict;
-    st->generated = malloc(sizeof *st->generated * (size_t)(n_gen > 0 ? n_gen : 1));
+    long n_gen = replay ? st->tf.n_generated : st->a.n_predict < 0 ? LONG_MAX : st->a.n_predict;
+    if (replay && st->a.n_predict_set && st->a.n_predict >= 0 && st->a.n_predict < n_gen) n_gen = st->a.n_predict;
+    long n_alloc = n_gen < vkllm_n_ctx(st->c) ? n_gen : vkllm_n_ctx(st->c);
+    st->generated = malloc(sizeof *st->generated * (size_t)(n_alloc > 0 ? n_alloc : 1));
+    long cap_gen = n_alloc > 0 ? n_alloc : 1;
     if (st->a.context_shift && st->generated) {
         st->ctx_tokens = malloc(sizeof *st->ctx_tokens * (size_t)vkllm_n_ctx(st->c));
         if (st->ctx_tokens) memcpy(st->ctx_tokens, st->prompt, sizeof *st->prompt * (size_t)st->n_prompt);
@@ -307,15 +225,29 @@ static int generate(run_state *st) {
         return -1;
     }
     for (long i = 0; i < n_gen; i++) {
+        if (cli_interrupted) {
+            st->stopped = true;
+            break;
+        }
         int32_t next = replay ? st->tf.generated[i] : vkllm_sample(st->s, vkllm_logits(st->c, -1));
         if (!replay && !st->a.ignore_eos && vkllm_token_is_eog(st->m, next)) break;
+        if (st->n_generated == cap_gen) { /* -n -1 with --context-shift: grows */
+            int32_t *p = realloc(st->generated, sizeof *p * (size_t)(cap_gen *= 2));
+            if (!p) {
+                fprintf(stderr, "\nvkllm run: out of memory\n");
+                return -1;
+            }
+            st->generated = p;
+        }
         st->generated[st->n_generated++] = next;
         if (!replay) vkllm_sampler_accept(st->s, next);
-        if (emit(st, next)) {
+        bool stop = false;
+        if (emit(st, next, &stop)) {
             fprintf(stderr, "vkllm run: token id %d is out of range\n", next);
             return -1;
         }
-        if (i + 1 == n_gen) break; /* the last token is not fed back */
+        if (i == 0) st->t_first = cli_now();
+        if (i + 1 == n_gen || stop) break; /* the last token is not fed back */
         if (vkllm_n_past(st->c) >= vkllm_n_ctx(st->c)) {
             if (!st->a.context_shift) {
                 fprintf(stderr, "\nvkllm run: context full (%d tokens)\n", vkllm_n_ctx(st->c));
@@ -359,55 +291,79 @@ static int write_tokens(const run_state *st) {
     return 0;
 }
 
-static int run(run_state *st) {
-    run_args *a = &st->a;
-    vkllm_error err = {{0}};
-    size_t len = 0;
-    vkl_error rerr = {{0}};
-    if (a->prompt_file && !(st->text = cli_read_file(a->prompt_file, &len, &rerr))) {
-        fprintf(stderr, "vkllm run: %s\n", rerr.msg);
-        return 1;
-    }
-    if (a->tokens_in && read_token_file(a->tokens_in, &st->tf)) return 1;
+/* "load: N ms | prompt: N tokens, X tok/s | generation: N tokens, X tok/s | ..." on stderr. */
+static void print_timings(const run_state *st, double load_s, double prompt_s, double gen_s) {
+    if (cli_verbosity < CLI_LOG_INFO) return;
+    if (st->stopped) fprintf(stderr, "\ninterrupted\n");
+    fprintf(stderr, "load: %.0f ms | prompt: %d tokens, %.1f tok/s | generation: %d tokens", load_s * 1e3, st->n_prompt,
+            prompt_s > 0 ? st->n_prompt / prompt_s : 0.0, st->n_generated);
+    if (st->n_generated > 1 && gen_s > 0) fprintf(stderr, ", %.1f tok/s", (st->n_generated - 1) / gen_s);
+    fprintf(stderr, " | %d threads", vkllm_model_n_threads(st->m));
+    if (!st->a.tokens_in && st->a.sp.temperature > 0) fprintf(stderr, " | seed %llu",
+                                                               (unsigned long long)vkllm_sampler_seed(st->s));
+    int n_layer = vkllm_model_n_layer(st->m), n_gpu = vkllm_model_n_gpu_layers(st->m);
+    if (vkllm_model_gpu_name(st->m))
+        fprintf(stderr, " | gpu: %s, %d/%d layers%s", vkllm_model_gpu_name(st->m), n_gpu > n_layer ? n_layer : n_gpu,
+                n_layer, n_gpu > n_layer ? " + output" : "");
+    uint64_t pred = 0, used = 0, p1, u1;
+    for (int g = 0; vkllm_model_gpu_memory(st->m, g, &p1, &u1) == 0; g++) pred += p1, used += u1;
+    if (used) fprintf(stderr, " | device memory %.0f MiB (plan %.0f MiB)", (double)used / 1048576, (double)pred / 1048576);
+    if (st->n_shifts) fprintf(stderr, " | %d context shifts", st->n_shifts);
+    fputc('\n', stderr);
+}
 
-    double t0 = now_s();
+/* Loads the model and creates the context, sampler and detokenizer; the warm-up pass is part of
+ * the load. Returns 0 or -1 after a message. */
+static int load(run_state *st) {
+    cli_gen *a = &st->a;
+    vkllm_error err = {{0}};
     vkllm_model_params mp = a->mp;
     mp.n_threads = a->n_threads;
     mp.profile = a->profile;
     mp.n_ctx = a->n_ctx;
     mp.n_batch = a->n_batch;
-    mp.kv_type = a->kv_type;
+    mp.kv_type = a->kv_f32 ? VKLLM_KV_F32 : VKLLM_KV_F16;
+    cli_progress prog;
     if (cli_offload_check_devices(&a->off, "run", &mp) ||
         cli_offload_print_plan(&a->off, "run", a->model, &mp, stderr, false))
-        return 1;
-    if (isatty(STDERR_FILENO)) mp.progress = progress_bar;
+        return -1;
+    cli_progress_attach(&prog, &mp);
     st->m = vkllm_model_load(a->model, &mp, &err);
-    if (!st->m) {
-        fprintf(stderr, "vkllm run: %s\n", err.msg);
-        return 1;
-    }
     vkllm_context_params cp = vkllm_context_default_params();
     cp.n_ctx = a->n_ctx;
     cp.n_batch = a->n_batch;
-    cp.kv_type = a->kv_type;
-    st->c = vkllm_context_create(st->m, &cp, &err);
+    cp.kv_type = mp.kv_type;
+    st->c = st->m ? vkllm_context_create(st->m, &cp, &err) : NULL;
     st->s = st->c ? vkllm_sampler_create(st->m, &a->sp, &err) : NULL;
     st->detok = st->s ? vkllm_detok_create(st->m, &err) : NULL;
-    if (!st->detok) {
+    if (!st->detok || (!a->no_warmup && vkllm_warmup(st->c, &err))) {
         fprintf(stderr, "vkllm run: %s\n", err.msg);
-        return 1;
+        return -1;
     }
-    double load_s = now_s() - t0;
+    if (a->profile) vkllm_model_profile(st->m, NULL, 0, true); /* the warm-up's ops are not the prompt's */
+    return 0;
+}
+
+static int run(run_state *st) {
+    cli_gen *a = &st->a;
+    vkllm_error err = {{0}};
+    size_t len = 0;
+    if (!a->tokens_in && !(st->text = cli_gen_prompt_text(a, "run", &len))) return 1;
+    if (a->tokens_in && read_token_file(a->tokens_in, &st->tf)) return 1;
+    if (cli_gen_check_model(a, "run")) return 1;
+
+    double t0 = cli_now();
+    if (load(st)) return 1;
+    double load_s = cli_now() - t0;
 
     if (a->tokens_in) {
         st->prompt = st->tf.prompt, st->n_prompt = st->tf.n_prompt;
         st->tf.prompt = NULL;
     } else {
-        const char *text = a->prompt ? a->prompt : st->text;
-        if (a->prompt) len = strlen(a->prompt);
+        const char *text = st->text;
         int cap = (int)(len < INT_MAX / 2 - 16 ? len + 16 : INT_MAX / 2);
         st->prompt = malloc(sizeof *st->prompt * (size_t)cap);
-        st->n_prompt = st->prompt ? vkllm_tokenize(st->m, text, len, true, st->prompt, cap, &err) : -1;
+        st->n_prompt = st->prompt ? vkllm_tokenize_special(st->m, text, len, true, st->prompt, cap, &err) : -1;
         if (st->n_prompt < 0) {
             fprintf(stderr, "vkllm run: %s\n", st->prompt ? err.msg : "out of memory");
             return 1;
@@ -444,15 +400,18 @@ static int run(run_state *st) {
     }
     if (!a->tokens_in) {
         for (int i = 0; i < st->n_prompt; i++) vkllm_sampler_accept(st->s, st->prompt[i]);
-        fwrite(a->prompt ? a->prompt : st->text, 1, len, stdout);
+        if (!a->no_display_prompt) fwrite(st->text, 1, len, stdout);
         fflush(stdout);
     }
-    double t1 = now_s();
+    cli_sigint_install();
+    double t1 = cli_now();
     if (eval_prompt(st, a->tokens_in ? st->tf.logits_from : 0)) return 1;
-    double t2 = now_s();
+    double t2 = cli_now();
     if (a->profile) print_profile(st->m, "prompt", 1, t2 - t1);
+    st->t_first = t2;
     if (generate(st)) return 1;
-    double prompt_s = t2 - t1, gen_s = now_s() - t2;
+    /* The first generated token comes from the prompt's logits: the rate is over the ones after it. */
+    double prompt_s = t2 - t1, gen_s = cli_now() - st->t_first;
     if (a->profile && st->n_generated > 1) print_profile(st->m, "per generated token", st->n_generated - 1, gen_s);
     if (st->logits_fp) {
         int rc = fclose(st->logits_fp);
@@ -464,19 +423,8 @@ static int run(run_state *st) {
     }
     if (a->tokens_out && write_tokens(st)) return 1;
 
-    fprintf(stderr, "load: %.0f ms | prompt: %d tokens, %.1f tok/s | generation: %d tokens, %.1f tok/s | %d threads",
-            load_s * 1e3, st->n_prompt, st->n_prompt / prompt_s, st->n_generated,
-            gen_s > 0 ? st->n_generated / gen_s : 0.0, vkllm_model_n_threads(st->m));
-    int n_layer = vkllm_model_n_layer(st->m), n_gpu = vkllm_model_n_gpu_layers(st->m);
-    if (vkllm_model_gpu_name(st->m))
-        fprintf(stderr, " | gpu: %s, %d/%d layers%s", vkllm_model_gpu_name(st->m), n_gpu > n_layer ? n_layer : n_gpu,
-                n_layer, n_gpu > n_layer ? " + output" : "");
-    uint64_t pred = 0, used = 0, p1, u1;
-    for (int g = 0; vkllm_model_gpu_memory(st->m, g, &p1, &u1) == 0; g++) pred += p1, used += u1;
-    if (used) fprintf(stderr, " | device memory %.0f MiB (plan %.0f MiB)", (double)used / 1048576, (double)pred / 1048576);
-    if (st->n_shifts) fprintf(stderr, " | %d context shifts", st->n_shifts);
-    fputc('\n', stderr);
-    return 0;
+    print_timings(st, load_s, prompt_s, gen_s);
+    return st->stopped ? 130 : 0;
 }
 
 int cmd_run(int argc, char **argv) {
@@ -500,6 +448,7 @@ int cmd_run(int argc, char **argv) {
     free(st.tf.prompt);
     free(st.tf.generated);
     free(st.text);
+    free(st.out);
     free(st.ctx_tokens);
     return rc;
 }

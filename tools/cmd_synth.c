@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_args.h"
+#include "cli_opts.h"
 #include "synth.h"
 
 static void usage(FILE *out) {
@@ -30,7 +32,9 @@ static void usage(FILE *out) {
             "  --n-embd, --n-layer, --n-head, --n-head-kv, --n-ff, --n-ctx, --n-vocab N\n"
             "                      override the preset's dimensions\n"
             "  --name NAME         general.name (default vkllm-synth-PRESET)\n"
-            "  -t, --threads N     threads for generation and quantization (default: all cores)\n");
+            "  -t, --threads N     threads for generation and quantization (default: all cores)\n"
+            "  -q, -v, -lv N       log verbosity (as run); progress is a bar on a terminal, else a\n"
+            "                      line per quarter once writing has taken a second\n");
 }
 
 static int parse_i64(const char *s, int64_t *out) {
@@ -56,6 +60,8 @@ static int parse_u64(const char *s, uint64_t *out) {
 typedef struct {
     bool tty;
     bool line_open;
+    double t0;
+    int last_quarter; /* not a terminal: the last quarter of the bytes reported */
 } progress_state;
 
 static void on_note(void *ud, const char *msg) {
@@ -67,8 +73,17 @@ static void on_note(void *ud, const char *msg) {
 
 static void on_progress(void *ud, int i, int n, const char *tensor, uint64_t done, uint64_t total) {
     progress_state *ps = ud;
-    if (!ps->tty) return;
     char a[32], b[32];
+    if (cli_verbosity < CLI_LOG_INFO) return;
+    if (!ps->tty) { /* a plain line per quarter, once it has taken a second */
+        int quarter = total ? (int)(4 * done / total) : 0;
+        if (quarter > ps->last_quarter && cli_now() - ps->t0 >= 1.0) {
+            fprintf(stderr, "vkllm synth: %d%% (%d/%d tensors, %s / %s)\n", quarter * 25, i, n,
+                    vkl_fmt_bytes(done, a, sizeof a), vkl_fmt_bytes(total, b, sizeof b));
+            ps->last_quarter = quarter;
+        }
+        return;
+    }
     fprintf(stderr, "\r\033[K[%d/%d] %s  %s / %s", i, n, tensor, vkl_fmt_bytes(done, a, sizeof a),
             vkl_fmt_bytes(total, b, sizeof b));
     ps->line_open = true;
@@ -94,6 +109,9 @@ int cmd_synth(int argc, char **argv) {
         }
         static const char *value_flags[] = {"-o", "--output", "--preset", "--type", "--vocab", "--name",
                                             "--seed", "-t", "--threads"};
+        int lr = cli_log_parse("synth", argc, argv, &i);
+        if (lr < 0) return 2;
+        if (lr > 0) continue;
         int d = -1;
         for (int k = 0; k < 7; k++)
             if (!strcmp(a, dim_flags[k])) d = k;
@@ -161,7 +179,7 @@ int cmd_synth(int argc, char **argv) {
     snprintf(default_name, sizeof default_name, "vkllm-synth-%s", preset);
     cfg.name = name ? name : default_name;
 
-    progress_state ps = {isatty(STDERR_FILENO) == 1, false};
+    progress_state ps = {isatty(STDERR_FILENO) == 1, false, cli_now(), 0};
     cfg.note = on_note;
     cfg.progress = on_progress;
     cfg.ud = &ps;
@@ -171,6 +189,6 @@ int cmd_synth(int argc, char **argv) {
         fprintf(stderr, "vkllm synth: %s\n", err.msg);
         return 1;
     }
-    if (ps.tty) fprintf(stderr, "wrote %s\n", out);
+    if (ps.tty && cli_verbosity >= CLI_LOG_INFO) fprintf(stderr, "wrote %s\n", out);
     return 0;
 }

@@ -1,11 +1,13 @@
 /* vkllm tokenize -m MODEL (-p TEXT | -f FILE) [--no-bos] [--pieces] [--no-parse-special]:
- * prints the token ids of a text, like llama.cpp's llama-tokenize --ids. */
+ * prints the token ids of a text, like llama.cpp's llama-tokenize --ids; by default exactly the
+ * ids `vkllm run` evaluates for the same -p/-f (escapes, the trailing newline, special tokens, BOS). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "cli_args.h"
+#include "cli_opts.h"
 #include "gguf.h"
 #include "tokenizer.h"
 
@@ -18,7 +20,10 @@ static void usage(FILE *out) {
             "\n"
             "  -m, --model PATH      the GGUF file\n"
             "  -p, --prompt TEXT     the text to tokenize\n"
-            "  -f, --file PATH       read the text from a file instead\n"
+            "  -f, --file PATH       read the text from a file instead (one trailing newline removed,\n"
+            "                        as run does)\n"
+            "  -e, --escape          turn \\n \\r \\t \\' \\\" \\\\ \\xNN in -p into those characters (default)\n"
+            "  --no-escape           take -p literally\n"
             "  --no-bos              do not add the BOS token the vocabulary asks for\n"
             "  --pieces              print one line per token: ID -> 'piece'\n"
             "  --parse-special       turn control-token texts such as <s> into those tokens (default)\n"
@@ -27,7 +32,8 @@ static void usage(FILE *out) {
 
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL, *file = NULL;
-    bool add_bos = true, pieces = false, parse_special = true;
+    int prompt_arg = 0;
+    bool add_bos = true, pieces = false, parse_special = true, escape = true;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_next = i + 1 < argc;
@@ -37,7 +43,7 @@ int cmd_tokenize(int argc, char **argv) {
         } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && has_next) {
             model = argv[++i];
         } else if ((!strcmp(a, "-p") || !strcmp(a, "--prompt")) && has_next) {
-            prompt = argv[++i];
+            prompt = argv[prompt_arg = ++i];
         } else if ((!strcmp(a, "-f") || !strcmp(a, "--file")) && has_next) {
             file = argv[++i];
         } else if (!strcmp(a, "--no-bos")) {
@@ -46,6 +52,8 @@ int cmd_tokenize(int argc, char **argv) {
             pieces = true;
         } else if (!strcmp(a, "--ids")) {
             pieces = false;
+        } else if (!strcmp(a, "-e") || !strcmp(a, "--escape") || !strcmp(a, "--no-escape")) {
+            escape = a[2] != 'n';
         } else if (!strcmp(a, "--parse-special")) {
             parse_special = true;
         } else if (!strcmp(a, "--no-parse-special")) {
@@ -74,7 +82,9 @@ int cmd_tokenize(int argc, char **argv) {
     if (file) {
         text = cli_read_file(file, &len, &err);
         if (!text) goto done;
+        if (len && text[len - 1] == '\n') len--;
     } else {
+        if (escape) cli_unescape(argv[prompt_arg]);
         len = strlen(prompt);
     }
     gguf_file *f = gguf_open(model, &err);
@@ -92,6 +102,8 @@ int cmd_tokenize(int argc, char **argv) {
     if (n < 0) goto done;
     ids = vkl_malloc((size_t)(n > 0 ? n : 1) * sizeof *ids, &err);
     if (!ids || vkl_tokenize(tok, src, len, add_bos, parse_special, ids, n, &err) != n) goto done;
+    /* A text that starts with BOS: no second one (as vkllm_tokenize_special, which run uses). */
+    if (add_bos && n >= 2 && ids[0] == vkl_tokenizer_bos(tok) && ids[1] == ids[0]) memmove(ids, ids + 1, sizeof *ids * (size_t)--n);
 
     if (pieces) {
         size_t cap = (size_t)vkl_tokenizer_max_piece_len(tok) + 1;
