@@ -29,8 +29,8 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static bool nonuma(void) {
-    const char *v = getenv("VKLLM_LAYER_NONUMA");
+static bool setting(const char *name) {
+    const char *v = getenv(name);
     return v && *v && strcmp(v, "0") != 0;
 }
 
@@ -148,7 +148,7 @@ static void build_mem_map(const VkPhysicalDeviceMemoryProperties *real, mem_map 
         m->fake.memoryHeaps[h] = real->memoryHeaps[h];
         m->real_heap[h] = h;
     }
-    const bool split = nonuma();
+    const bool split = setting("VKLLM_LAYER_NONUMA") && !setting("VKLLM_LAYER_KEEP_TYPE");
     for (uint32_t t = 0; t < real->memoryTypeCount; t++) {
         VkMemoryType rt = real->memoryTypes[t];
         uint32_t n = m->fake.memoryTypeCount;
@@ -178,6 +178,7 @@ static uint32_t fake_type_bits(const mem_map *m, uint32_t real_bits) {
 }
 
 static void make_discrete(VkPhysicalDeviceProperties *p) {
+    if (setting("VKLLM_LAYER_KEEP_TYPE")) return;
     p->deviceType = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
     static const char tag[] = " [as discrete GPU]";
     size_t len = strnlen(p->deviceName, sizeof p->deviceName);
@@ -351,9 +352,10 @@ static void dump_stats(const vkllm_layer_counts *c) {
     FILE *f = path && *path ? fopen(path, "a") : NULL;
     if (!f) return;
     fprintf(f,
-            "submits=%llu command_buffers=%llu dispatches=%llu barriers=%llu transfers=%llu transfer_bytes=%llu "
+            "submits=%llu compute_submits=%llu command_buffers=%llu dispatches=%llu barriers=%llu transfers=%llu transfer_bytes=%llu "
             "fence_waits=%llu map_violations=%llu record_ns=%llu\n",
-            (unsigned long long)c->submits, (unsigned long long)c->command_buffers,
+            (unsigned long long)c->submits, (unsigned long long)c->compute_submits,
+            (unsigned long long)c->command_buffers,
             (unsigned long long)c->dispatches, (unsigned long long)c->barriers, (unsigned long long)c->transfers,
             (unsigned long long)c->transfer_bytes, (unsigned long long)c->fence_waits,
             (unsigned long long)c->map_violations, (unsigned long long)c->record_ns);
@@ -391,6 +393,7 @@ static VKAPI_ATTR VkResult VKAPI_CALL QueueSubmit(VkQueue q, uint32_t n, const V
     vkllm_layer_counts *t[2] = {&d->counts, &totals};
     for (int k = 0; k < 2; k++) {
         t[k]->submits += n_cb > 0;
+        t[k]->compute_submits += add.dispatches > 0;
         t[k]->command_buffers += n_cb;
         t[k]->dispatches += add.dispatches;
         t[k]->barriers += add.barriers;

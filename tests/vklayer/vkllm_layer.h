@@ -6,6 +6,7 @@
  *                           into a device-local-only type and a host-visible type on a separate,
  *                           non-device-local heap (a discrete card without resizable BAR);
  *                           mapping device-only memory then fails and counts as a violation.
+ *   VKLLM_LAYER_KEEP_TYPE=1 leave the device type (and memory) as they are: counting only.
  *   VKLLM_LAYER_STATS=FILE  at vkDestroyDevice, append the device's totals to FILE as one line
  *                           ("submits=.. dispatches=.. ...").
  * In-process (tests): the layer's library exports vkllm_layer_get_counts(); tests reach it with
@@ -17,6 +18,7 @@
 
 typedef struct vkllm_layer_counts {
     uint64_t submits;        /* vkQueueSubmit calls with at least one command buffer */
+    uint64_t compute_submits; /* those whose command buffers hold at least one dispatch */
     uint64_t command_buffers; /* command buffers submitted */
     uint64_t dispatches;     /* vkCmdDispatch in submitted command buffers */
     uint64_t barriers;       /* vkCmdPipelineBarrier in submitted command buffers */
