@@ -48,6 +48,8 @@ struct vkl_plan {
     int n_placed;
     unsigned bound_generation;
     bool bound;
+    /* Host copies of the input tensors' bytes (tensor->host_copy points into it). */
+    char *inputs;
 };
 
 vkl_executor *vkl_executor_create(vkl_backend *const *backends, int n_backends, vkl_error *err) {
@@ -80,6 +82,9 @@ void vkl_plan_free(vkl_plan *p) {
     free(p->placed);
     free(p->offset);
     free(p->where);
+    for (int i = 0; p->inputs && i < p->g->n_pool; i++)
+        if (p->g->pool[i].flags & VKL_TF_INPUT) p->g->pool[i].host_copy = NULL;
+    free(p->inputs);
     free(p);
 }
 
@@ -172,14 +177,21 @@ static vkl_tensor *tensor_at(const vkl_plan *p, int i) {
     return i < p->g->n_pool ? &p->g->pool[i] : &p->mirrors[i - p->g->n_pool];
 }
 
-/* A node that reads no weight or cache stays on the backend that produced its first source (when
- * that one supports it), so a layer's activations stay where its weights are. -1: no preference. */
+/* A node that reads no weight or cache stays on the backend that produced its newest source (the
+ * last one the graph created; when that backend supports it), so a layer's activations stay where
+ * its weights are: a residual add x + f(x) runs where f ran, and the residual stream follows the
+ * layers from device to device instead of returning to where the embeddings were looked up.
+ * -1: no preference. */
 static int follow_data(vkl_executor *ex, const vkl_tensor *node) {
-    for (int s = 0; s < VKL_MAX_SRC && node->src[s]; s++)
-        if (vkl_tensor_root(node->src[s])->flags & VKL_TF_EXTERNAL) return -1;
-    const vkl_tensor *r = node->src[0] ? vkl_tensor_root(node->src[0]) : NULL;
-    if (!r || r->op == VKL_OP_NONE || r->backend < 0 || r->backend >= ex->n_backends) return -1;
-    return ex->backends[r->backend]->ops->supports(ex->backends[r->backend], node) ? r->backend : -1;
+    const vkl_tensor *newest = NULL;
+    for (int s = 0; s < VKL_MAX_SRC && node->src[s]; s++) {
+        const vkl_tensor *r = vkl_tensor_root(node->src[s]);
+        if (r->flags & VKL_TF_EXTERNAL) return -1;
+        if (r->op != VKL_OP_NONE && (!newest || r > newest)) newest = r; /* pool order = creation order */
+    }
+    if (!newest || newest->backend < 0 || newest->backend >= ex->n_backends) return -1;
+    vkl_backend *be = ex->backends[newest->backend];
+    return be->ops->supports(be, node) ? newest->backend : -1;
 }
 
 static int assign_backends(vkl_executor *ex, vkl_plan *p, vkl_error *err) {
@@ -252,6 +264,7 @@ static int insert_copies(vkl_plan *p, const int *home, vkl_error *err) {
                     mirror = &p->mirrors[p->n_mirrors++];
                     vkl_tensor_init(mirror, root->name, root->type, root->ne[0], root->ne[1]);
                     mirror->backend = b;
+                    mirror->host_copy = root->host_copy; /* an input's bytes, wherever they are copied */
                     p->xfers[p->n_xfers++] = (xfer){root, mirror, r};
                     staging = VKL_MAX(staging, vkl_tensor_nbytes(root));
                 }
@@ -373,11 +386,30 @@ static void bind(vkl_executor *ex, vkl_plan *p) {
     p->bound_generation = ex->generation;
 }
 
+/* Inputs are small (token ids, positions): a host copy of each lets a backend read them without a
+ * download. */
+static int alloc_input_copies(vkl_plan *p, vkl_error *err) {
+    vkl_graph *g = p->g;
+    size_t total = 0;
+    for (int i = 0; i < g->n_pool; i++)
+        if (g->pool[i].flags & VKL_TF_INPUT) total += VKL_ALIGN_UP(vkl_tensor_nbytes(&g->pool[i]), 16);
+    if (total == 0) return 0;
+    p->inputs = vkl_calloc(1, total, err);
+    if (!p->inputs) return -1;
+    size_t off = 0;
+    for (int i = 0; i < g->n_pool; i++) {
+        if (!(g->pool[i].flags & VKL_TF_INPUT)) continue;
+        g->pool[i].host_copy = p->inputs + off;
+        off += VKL_ALIGN_UP(vkl_tensor_nbytes(&g->pool[i]), 16);
+    }
+    return 0;
+}
+
 vkl_plan *vkl_executor_plan(vkl_executor *ex, vkl_graph *g, vkl_error *err) {
     vkl_plan *p = vkl_calloc(1, sizeof *p, err);
     if (!p) return NULL;
     p->g = g;
-    if (assign_backends(ex, p, err) || plan_memory(ex, p, err)) goto fail;
+    if (alloc_input_copies(p, err) || assign_backends(ex, p, err) || plan_memory(ex, p, err)) goto fail;
     for (int b = 0; b < ex->n_backends; b++) {
         if (p->need[b] <= ex->arena_size[b]) continue;
         vkl_backend *be = ex->backends[b];
@@ -428,6 +460,7 @@ int vkl_executor_set_input(vkl_executor *ex, vkl_plan *p, vkl_tensor *t, const v
     int b = tensor_home(p, t);
     if (b < 0) return vkl_fail(err, "executor: %s is not an input of this plan", t->name);
     if (n > vkl_tensor_nbytes(t)) return vkl_fail(err, "executor: %zu bytes for input %s of %zu", n, t->name, vkl_tensor_nbytes(t));
+    if (t->host_copy && n) memcpy(t->host_copy, data, n);
     return ex->backends[b]->ops->upload(ex->backends[b], t->buffer, t->offset, data, n, err);
 }
 
@@ -445,12 +478,8 @@ int vkl_executor_compute(vkl_executor *ex, vkl_plan *p, vkl_error *err) {
                 return -1;
         }
         if (be->ops->execute(be, p->g, p->runs[r].first, p->runs[r].count, err)) return -1;
-        /* The next run (another backend) reads this one's results. */
-        if (r + 1 < p->n_runs && be->ops->synchronize(be, err)) return -1;
-    }
-    if (p->n_runs > 0) {
-        vkl_backend *be = ex->backends[p->runs[p->n_runs - 1].backend];
-        if (be->ops->synchronize(be, err)) return -1;
+        /* The next run (another backend) reads this one's results: the download of the copy
+         * waits for them. */
     }
     return 0;
 }

@@ -26,7 +26,9 @@ void vkl_plan_free(vkl_plan *p);
 /* Writes the bytes of an input tensor of the plan's graph (before vkl_executor_compute). */
 int vkl_executor_set_input(vkl_executor *ex, vkl_plan *p, vkl_tensor *t, const void *data, size_t n,
                            vkl_error *err);
-/* Runs every node; returns when the results are ready. */
+/* Runs every node. Returns when the work is submitted: a backend may still be running it;
+ * vkl_executor_get_rows (a download) waits for the results, and so does a later upload or compute
+ * on that backend. */
 int vkl_executor_compute(vkl_executor *ex, vkl_plan *p, vkl_error *err);
 /* Reads rows [first_row, first_row + n_rows) of an output tensor into dst after a compute. */
 int vkl_executor_get_rows(vkl_executor *ex, vkl_plan *p, const vkl_tensor *t, int64_t first_row, int64_t n_rows,

@@ -59,6 +59,7 @@ struct vkl_tensor {
     size_t offset;
     void *data;
     int backend; /* executor: index of the backend that computes this node (-1 for leaves) */
+    void *host_copy; /* inputs of a plan: the bytes last set, in host memory (NULL otherwise) */
 };
 
 struct vkl_graph {

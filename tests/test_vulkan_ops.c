@@ -463,31 +463,39 @@ int main(void) {
     }
     test_mul_mat(VKL_TYPE_Q4_0, 33, 64, 512);
     test_mul_mat(VKL_TYPE_F16, 40, 64, 512);
-    /* K % 256 == 0: the texel-buffer Q4_0/Q8_0 shaders on CPU devices (rows per invocation 1..4) */
+    /* K % 256 == 0: the texel-buffer Q4_0/Q8_0 shaders (CPU devices pick them; rows per
+     * invocation 1 and 16), and with them off the shaders GPUs take at these shapes */
     const uint32_t tb_rows_default = ops.tb_rows, tb_mm_rows_default = ops.tb_mm_rows;
-    for (uint32_t rows = 1; rows <= 16; rows += 15) {
-        ops.tb_rows = ops.tb_mm_rows = rows;
-        for (int q8 = 0; q8 < 2; q8++) {
-            vkl_type t = q8 ? VKL_TYPE_Q8_0 : VKL_TYPE_Q4_0;
-            test_mul_mat(t, 1, 256, 1);
-            test_mul_mat(t, 37, 512, 1);
-            test_mul_mat(t, 70, 768, 7);
-            test_mul_mat(t, 9, 256, 33);
+    const bool texel_q_default = ops.texel_q, tb_x8_default = ops.tb_x8;
+    for (int tq = 0; tq < (ops.texels ? 2 : 1); tq++) {
+        ops.texel_q = tq ? !texel_q_default : texel_q_default;
+        ops.tb_x8 = ops.texel_q && (tq ? true : tb_x8_default);
+        for (uint32_t rows = 1; rows <= (ops.texel_q ? 16u : 1u); rows += 15) {
+            ops.tb_rows = ops.tb_mm_rows = rows;
+            for (int q8 = 0; q8 < 2; q8++) {
+                vkl_type t = q8 ? VKL_TYPE_Q8_0 : VKL_TYPE_Q4_0;
+                test_mul_mat(t, 1, 256, 1);
+                test_mul_mat(t, 37, 512, 1);
+                test_mul_mat(t, 70, 768, 7);
+                test_mul_mat(t, 9, 256, 33);
+            }
         }
     }
+    ops.texel_q = ops.texels;
     /* the integer Q4_0 mat-vec (x8): 3 rows per invocation become a pair of pairs, batches as a
      * mat-vec per token, several row groups; then the float shader it replaces */
-    const bool tb_x8_default = ops.tb_x8;
+    ops.tb_x8 = ops.texels;
     ops.tb_rows = 3;
     ops.tb_mm_rows = 0;
     test_mul_mat(VKL_TYPE_Q4_0, 37, 512, 1);
     test_mul_mat(VKL_TYPE_Q4_0, 5, 256, 3);
     ops.tb_rows = tb_rows_default;
     ops.tb_mm_rows = tb_mm_rows_default;
-    for (int x8 = 0; x8 < (tb_x8_default ? 2 : 1); x8++) {
-        ops.tb_x8 = tb_x8_default && !x8;
+    for (int x8 = 0; x8 < (ops.texels ? 2 : 1); x8++) {
+        ops.tb_x8 = ops.texels && !x8;
         test_mul_mat(VKL_TYPE_Q4_0, 301, 2048, 1);
     }
+    ops.texel_q = texel_q_default;
     ops.tb_x8 = tb_x8_default;
     /* Weights split over several bindings (a lowered binding limit stands in for a huge tensor). */
     ops.max_binding = 3000;
@@ -512,10 +520,10 @@ int main(void) {
         test_rope(neox, 1, 8, 128, 128, 1100, 10000.0f, 1.0f);
         test_rope(neox, 7, 3, 64, 32, 13, 500000.0f, 0.25f);
     }
-    /* both attention shaders where the device picks the texel-buffer one (CPU devices) */
+    /* both attention shaders where the device reads texel buffers, whichever it picks */
     const bool attn_tb_default = ops.attn_tb;
-    for (int variant = 0; variant < (attn_tb_default ? 2 : 1); variant++) {
-        ops.attn_tb = attn_tb_default && !variant;
+    for (int variant = 0; variant < (ops.texels ? 2 : 1); variant++) {
+        ops.attn_tb = variant ? !attn_tb_default : attn_tb_default;
         test_attention(1, 1100, 8, 4, 64, VKL_TYPE_F16);
         test_attention(7, 0, 8, 4, 32, VKL_TYPE_F16);
         test_attention(7, 40, 4, 1, 128, VKL_TYPE_F16);

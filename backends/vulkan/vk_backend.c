@@ -3,7 +3,8 @@
  * run). Pipelines are cached by vk_pipeline and descriptor pools are owned by the sequence, so
  * after the first token nothing is created per token; prepare() records a run once without
  * submitting it, which checks every node and creates its pipelines. Each execute() re-records
- * the run (positions are push constants) and submits it once. */
+ * the run (positions are push constants, small inputs ride in the command buffer) and submits it
+ * once without waiting: the download of the results waits. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,14 @@
 #include "graph.h"
 #include "vk_backend.h"
 #include "vk_ops.h"
+
+typedef struct pending_upload {
+    VkBuffer buffer;
+    VkDeviceSize offset, size;
+    size_t at; /* in up_bytes */
+} pending_upload;
+
+#define UPLOAD_BYTES_MAX (256u << 10) /* flushed beyond this */
 
 typedef struct vk_backend {
     vkl_backend base;
@@ -28,6 +37,12 @@ typedef struct vk_backend {
     int cap_nodes;
     int32_t *pos; /* host copy of a positions tensor */
     int64_t cap_pos;
+    /* Small uploads to memory the host cannot map, carried by the next command buffer
+     * (vkCmdUpdateBuffer) instead of a staging transfer each; their bytes in `up_bytes`. */
+    pending_upload *ups;
+    int n_ups, cap_ups;
+    uint8_t *up_bytes;
+    size_t n_up_bytes;
 } vk_backend;
 
 /* A vkl_buffer and its suballocation in one piece. */
@@ -49,6 +64,8 @@ static void vk_close(vkl_backend *be) {
     if (v->ctx_ok) vkl_vk_context_destroy(&v->ctx);
     free(v->node_dispatch);
     free(v->pos);
+    free(v->ups);
+    free(v->up_bytes);
     free(v);
 }
 
@@ -68,23 +85,99 @@ static vkl_buffer *vk_buffer_alloc(vkl_backend *be, size_t size, vkl_error *err)
     return &b->base;
 }
 
+static int flush_uploads(vk_backend *v, vkl_error *err);
+static int wait_idle(vk_backend *v, vkl_error *err);
+
 static void vk_buffer_free(vkl_backend *be, vkl_buffer *buf) {
     if (!buf) return;
     vk_buf *b = (vk_buf *)buf;
+    vkl_error err; /* the memory may be in use by a submission, or the target of an upload */
+    if (flush_uploads(impl(be), &err) || wait_idle(impl(be), &err))
+        fprintf(stderr, "vulkan: freeing a buffer: %s\n", err.msg);
     vkl_vk_free(impl(be)->alloc, &b->vb);
     free(b);
+}
+
+/* ---- transfers: execute() submits without waiting; whatever touches memory the GPU may still
+ * be using waits for it first. Mapped (UMA) memory is read and written by the host directly, so
+ * it waits for the submission; other memory goes through staging transfers on the same queue,
+ * which run after the submission without a wait here, or rides in the next command buffer. -- */
+
+/* (After a failed recording the sequence is left open; start a fresh one.) */
+static int reset_seq(vk_backend *v, vkl_error *err) {
+    vkl_vk_seq_destroy(v->seq);
+    v->seq = vkl_vk_seq_create(&v->ctx, v->profile, err);
+    return v->seq ? 0 : -1;
+}
+
+/* Records the pending uploads into a sequence that has just begun. */
+static int record_uploads(vk_backend *v, vkl_vk_seq *seq, vkl_error *err) {
+    for (int i = 0; i < v->n_ups; i++) {
+        const pending_upload *u = &v->ups[i];
+        if (vkl_vk_seq_update(seq, u->buffer, u->offset, v->up_bytes + u->at, u->size, err)) return -1;
+    }
+    v->n_ups = 0;
+    v->n_up_bytes = 0;
+    return 0;
+}
+
+/* Submits the pending uploads on their own. */
+static int flush_uploads(vk_backend *v, vkl_error *err) {
+    if (v->n_ups == 0) return 0;
+    if (!v->seq && reset_seq(v, err)) return -1;
+    if (vkl_vk_seq_begin(v->seq, err)) return -1;
+    if (record_uploads(v, v->seq, err)) {
+        vkl_error e2;
+        reset_seq(v, &e2);
+        return -1;
+    }
+    return vkl_vk_seq_submit_async(v->seq, err);
+}
+
+static int wait_idle(vk_backend *v, vkl_error *err) {
+    return v->seq ? vkl_vk_seq_wait(v->seq, err) : 0;
+}
+
+/* Whether an upload can ride in the next command buffer. */
+static int defer_upload(vk_backend *v, const vkl_vk_buffer *b, size_t offset, const void *src, size_t n,
+                        vkl_error *err) {
+    if (v->n_up_bytes + n > UPLOAD_BYTES_MAX && flush_uploads(v, err)) return -1;
+    if (v->n_ups == v->cap_ups) {
+        int cap = v->cap_ups ? 2 * v->cap_ups : 16;
+        pending_upload *nu = realloc(v->ups, (size_t)cap * sizeof *nu);
+        if (!nu) return vkl_fail(err, "out of host memory");
+        v->ups = nu;
+        v->cap_ups = cap;
+    }
+    if (!v->up_bytes && !(v->up_bytes = vkl_malloc(UPLOAD_BYTES_MAX, err))) return -1;
+    memcpy(v->up_bytes + v->n_up_bytes, src, n);
+    v->ups[v->n_ups++] = (pending_upload){b->buffer, b->offset + offset, n, v->n_up_bytes};
+    v->n_up_bytes += n;
+    return 0;
 }
 
 static int vk_upload(vkl_backend *be, vkl_buffer *dst, size_t offset, const void *src, size_t n, vkl_error *err) {
     if (offset > dst->size || n > dst->size - offset)
         return vkl_fail(err, "vulkan: upload of %zu bytes at %zu beyond a %zu-byte buffer", n, offset, dst->size);
-    return vkl_vk_upload(impl(be)->alloc, dst->impl, offset, src, n, err);
+    vk_backend *v = impl(be);
+    const vkl_vk_buffer *b = dst->impl;
+    if (b->mapped) {
+        if (wait_idle(v, err)) return -1;
+    } else if (n > 0 && n <= VKL_VK_MAX_UPDATE && n % 4 == 0 && (b->offset + offset) % 4 == 0) {
+        return defer_upload(v, b, offset, src, n, err);
+    } else if (flush_uploads(v, err)) { /* keep the order of uploads */
+        return -1;
+    }
+    return vkl_vk_upload(v->alloc, b, offset, src, n, err);
 }
 
 static int vk_download(vkl_backend *be, const vkl_buffer *src, size_t offset, void *dst, size_t n, vkl_error *err) {
     if (offset > src->size || n > src->size - offset)
         return vkl_fail(err, "vulkan: download of %zu bytes at %zu beyond a %zu-byte buffer", n, offset, src->size);
-    return vkl_vk_download(impl(be)->alloc, src->impl, offset, dst, n, err);
+    vk_backend *v = impl(be);
+    const vkl_vk_buffer *b = src->impl;
+    if (flush_uploads(v, err) || (b->mapped && wait_idle(v, err))) return -1;
+    return vkl_vk_download(v->alloc, b, offset, dst, n, err);
 }
 
 /* ---- which nodes run here ------------------------------------------------------------------ */
@@ -156,23 +249,28 @@ static vkl_vk_range range_of(const vkl_tensor *t, vkl_error *err) {
     return (vkl_vk_range){vb->buffer, vb->offset + t->offset, vkl_tensor_nbytes(t)};
 }
 
-/* Positions of a batch: the shaders take the first one; the graph's are consecutive. */
+/* Positions of a batch: the shaders take the first one; the graph's are consecutive. Read from
+ * the executor's host copy of the input (no download), else from the device. */
 static int read_pos0(vk_backend *v, const vkl_tensor *pos, int64_t *pos0, vkl_error *err) {
     int64_t n = n_elems(pos);
-    if (n > v->cap_pos) {
-        int32_t *p = vkl_malloc((size_t)n * sizeof *p, err);
-        if (!p) return -1;
-        free(v->pos);
-        v->pos = p;
-        v->cap_pos = n;
+    const int32_t *p = pos->host_copy;
+    if (!p) {
+        if (n > v->cap_pos) {
+            int32_t *np = vkl_malloc((size_t)n * sizeof *np, err);
+            if (!np) return -1;
+            free(v->pos);
+            v->pos = np;
+            v->cap_pos = n;
+        }
+        if (vk_download(&v->base, pos->buffer, pos->offset, v->pos, (size_t)n * sizeof *v->pos, err)) return -1;
+        p = v->pos;
     }
-    if (vk_download(&v->base, pos->buffer, pos->offset, v->pos, (size_t)n * sizeof *v->pos, err)) return -1;
     for (int64_t i = 1; i < n; i++)
-        if (v->pos[i] != v->pos[0] + i)
-            return vkl_fail(err, "vulkan: positions of %s are not consecutive (%d after %d)", pos->name, v->pos[i],
-                            v->pos[i - 1]);
-    if (v->pos[0] < 0) return vkl_fail(err, "vulkan: negative position %d", v->pos[0]);
-    *pos0 = v->pos[0];
+        if (p[i] != p[0] + i)
+            return vkl_fail(err, "vulkan: positions of %s are not consecutive (%d after %d)", pos->name, p[i],
+                            p[i - 1]);
+    if (p[0] < 0) return vkl_fail(err, "vulkan: negative position %d", p[0]);
+    *pos0 = p[0];
     return 0;
 }
 
@@ -254,13 +352,6 @@ static int vk_prepare(vkl_backend *be, const vkl_graph *g, int first, int count,
     return rc;
 }
 
-/* After a failed recording the sequence is left open; start a fresh one. */
-static int reset_seq(vk_backend *v, vkl_error *err) {
-    vkl_vk_seq_destroy(v->seq);
-    v->seq = vkl_vk_seq_create(&v->ctx, v->profile, err);
-    return v->seq ? 0 : -1;
-}
-
 static int vk_execute(vkl_backend *be, const vkl_graph *g, int first, int count, vkl_error *err) {
     vk_backend *v = impl(be);
     if (!v->seq && reset_seq(v, err)) return -1;
@@ -270,13 +361,14 @@ static int vk_execute(vkl_backend *be, const vkl_graph *g, int first, int count,
         vkl_error_prefix(err, "vulkan (%s)", be->info.name);
         return -1;
     }
-    if (record_run(v, v->seq, g, first, count, false, err)) {
+    if (record_uploads(v, v->seq, err) || record_run(v, v->seq, g, first, count, false, err)) {
         vkl_error e2;
         reset_seq(v, &e2);
         vkl_error_prefix(err, "vulkan (%s)", be->info.name);
         return -1;
     }
-    if (vkl_vk_seq_submit(v->seq, err)) {
+    /* Profiling reads the timestamps now; otherwise the first access to the results waits. */
+    if (v->profile ? vkl_vk_seq_submit(v->seq, err) : vkl_vk_seq_submit_async(v->seq, err)) {
         vkl_error_prefix(err, "vulkan (%s)", be->info.name);
         return -1;
     }
@@ -297,11 +389,9 @@ static int vk_execute(vkl_backend *be, const vkl_graph *g, int first, int count,
     return 0;
 }
 
-/* execute() waits for its submission, so there is never outstanding work. */
 static int vk_synchronize(vkl_backend *be, vkl_error *err) {
-    (void)be;
-    (void)err;
-    return 0;
+    vk_backend *v = impl(be);
+    return flush_uploads(v, err) || wait_idle(v, err) ? -1 : 0;
 }
 
 static void vk_op_profile(vkl_backend *be, double *seconds, uint64_t *calls, bool reset) {

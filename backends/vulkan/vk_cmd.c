@@ -7,6 +7,11 @@
 
 #define SETS_PER_POOL 512
 #define MAX_TIMESTAMPS 4096
+/* Descriptor sets are kept across sequences, keyed by their bindings, so that recording the same
+ * graph again (the next token) writes no descriptors; beyond this many the pools are reset at the
+ * next begin (positions change the attention bindings, so decode adds a few sets per token). */
+#define SET_CACHE_LIMIT 4096
+#define SET_CACHE_SLOTS (2 * SET_CACHE_LIMIT)
 
 typedef struct texel_view {
     VkBuffer buffer;
@@ -21,6 +26,14 @@ typedef struct access {
     bool write;
 } access;
 
+typedef struct cached_set {
+    uint64_t hash; /* 0: empty slot */
+    VkDescriptorSetLayout layout;
+    uint32_t n;
+    vkl_vk_binding b[VKL_VK_MAX_BINDINGS];
+    VkDescriptorSet set;
+} cached_set;
+
 struct vkl_vk_seq {
     vkl_vk_context *ctx;
     VkCommandPool pool;
@@ -30,13 +43,19 @@ struct vkl_vk_seq {
     /* descriptor pools: all are reset at begin; `cur` is the one being allocated from */
     VkDescriptorPool *dpools;
     int n_dpools, cap_dpools, cur_dpool;
-    /* buffer views of this sequence's texel bindings, destroyed when the next one begins */
+    /* buffer views of the texel bindings, and the descriptor sets; both live until the cache is
+     * cleared (at a begin, when nothing is in flight) */
     texel_view *views;
     int n_views, cap_views;
+    cached_set *sets; /* SET_CACHE_SLOTS, open addressing */
+    int n_sets;
+    bool clear_sets;
+    uint64_t generation; /* the context's buffer_generation the cache was built under */
     /* accesses since the last barrier */
     access *acc;
     int n_acc, cap_acc;
     bool force_barrier;
+    bool entry_pending; /* the barrier after earlier work is recorded before the first dispatch */
     uint32_t n_dispatch, n_barrier;
     /* timestamps: query 0 at the start, query i+1 after dispatch i */
     VkQueryPool queries;
@@ -168,7 +187,9 @@ fail:
 static int seq_wait(vkl_vk_seq *s, vkl_error *err) {
     if (!s->pending) return 0;
     s->pending = false;
-    VkResult r = vkWaitForFences(s->ctx->device, 1, &s->fence, VK_TRUE, UINT64_MAX);
+    /* (a later transfer's wait may have seen it finish already) */
+    VkResult r = vkGetFenceStatus(s->ctx->device, s->fence);
+    if (r == VK_NOT_READY) r = vkWaitForFences(s->ctx->device, 1, &s->fence, VK_TRUE, UINT64_MAX);
     if (r != VK_SUCCESS)
         return vkl_fail(err, "vulkan: waiting for a submission failed: %s", vkl_vk_result_name(r));
     vkResetFences(s->ctx->device, 1, &s->fence);
@@ -193,6 +214,7 @@ void vkl_vk_seq_destroy(vkl_vk_seq *s) {
     free(s->dpools);
     destroy_views(s);
     free(s->views);
+    free(s->sets);
     free(s->acc);
     free(s->labels);
     free(s->times_ns);
@@ -205,9 +227,15 @@ void vkl_vk_seq_destroy(vkl_vk_seq *s) {
 int vkl_vk_seq_begin(vkl_vk_seq *s, vkl_error *err) {
     if (s->recording) return vkl_fail(err, "vulkan: sequence already recording");
     if (seq_wait(s, err)) return -1;
-    for (int i = 0; i < s->n_dpools; i++) vkResetDescriptorPool(s->ctx->device, s->dpools[i], 0);
-    destroy_views(s);
-    s->cur_dpool = 0;
+    if (s->clear_sets || s->n_sets > SET_CACHE_LIMIT || s->generation != s->ctx->buffer_generation) {
+        for (int i = 0; i < s->n_dpools; i++) vkResetDescriptorPool(s->ctx->device, s->dpools[i], 0);
+        destroy_views(s);
+        if (s->sets) memset(s->sets, 0, SET_CACHE_SLOTS * sizeof *s->sets);
+        s->n_sets = 0;
+        s->cur_dpool = 0;
+        s->clear_sets = false;
+        s->generation = s->ctx->buffer_generation;
+    }
     s->n_acc = 0;
     s->n_dispatch = s->n_barrier = 0;
     s->n_timed = 0;
@@ -221,7 +249,14 @@ int vkl_vk_seq_begin(vkl_vk_seq *s, vkl_error *err) {
         vkCmdResetQueryPool(s->cmd, s->queries, 0, MAX_TIMESTAMPS + 1);
         vkCmdWriteTimestamp(s->cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, s->queries, 0);
     }
-    /* Whatever earlier submissions or transfers wrote is visible to this sequence's shaders. */
+    s->entry_pending = true;
+    s->recording = true;
+    return 0;
+}
+
+/* Whatever earlier submissions, transfers and this sequence's updates wrote is visible to its
+ * shaders. */
+static void entry_barrier(vkl_vk_seq *s) {
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT |
                                            VK_ACCESS_HOST_WRITE_BIT,
@@ -230,7 +265,17 @@ int vkl_vk_seq_begin(vkl_vk_seq *s, vkl_error *err) {
                          VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT |
                              VK_PIPELINE_STAGE_HOST_BIT,
                          VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
-    s->recording = true;
+    s->entry_pending = false;
+}
+
+int vkl_vk_seq_update(vkl_vk_seq *s, VkBuffer buffer, VkDeviceSize offset, const void *data, VkDeviceSize size,
+                      vkl_error *err) {
+    if (!s->recording || !s->entry_pending)
+        return vkl_fail(err, "vulkan: buffer updates go between vkl_vk_seq_begin and the first dispatch");
+    if (offset % 4 || size % 4 || size == 0 || size > VKL_VK_MAX_UPDATE)
+        return vkl_fail(err, "vulkan: a buffer update of %llu bytes at %llu", (unsigned long long)size,
+                        (unsigned long long)offset);
+    vkCmdUpdateBuffer(s->cmd, buffer, offset, size, data);
     return 0;
 }
 
@@ -287,27 +332,47 @@ static bool conflicts(const vkl_vk_seq *s, const vkl_vk_binding *b) {
     return false;
 }
 
-int vkl_vk_seq_dispatch(vkl_vk_seq *s, const vkl_vk_pipeline *p, const vkl_vk_binding *bindings,
-                        uint32_t n_bindings, const void *push, uint32_t gx, uint32_t gy,
-                        uint32_t gz, const char *label, vkl_error *err) {
-    if (!s->recording) return vkl_fail(err, "vulkan: dispatch outside vkl_vk_seq_begin/submit");
-    if (n_bindings != p->n_bindings)
-        return vkl_fail(err, "vulkan: %s takes %u buffers, got %u", p->name, p->n_bindings, n_bindings);
-    if (gx == 0 || gy == 0 || gz == 0) return 0;
-    const VkPhysicalDeviceLimits *lim = &s->ctx->limits;
-    if (gx > lim->maxComputeWorkGroupCount[0] || gy > lim->maxComputeWorkGroupCount[1] ||
-        gz > lim->maxComputeWorkGroupCount[2])
-        return vkl_fail(err, "vulkan: %s: grid %ux%ux%u exceeds the device limits", p->name, gx, gy, gz);
-    VkBufferView views[VKL_VK_MAX_BINDINGS];
-    for (uint32_t i = 0; i < n_bindings; i++) {
-        const bool texel = (p->texel_mask >> i) & 1u;
-        if (texel != (bindings[i].texel_format != VK_FORMAT_UNDEFINED))
-            return vkl_fail(err, "vulkan: %s: binding %u is %s texel buffer", p->name, i,
-                            texel ? "not a" : "a");
-        if (texel && !(views[i] = texel_view_get(s, &bindings[i], err))) return -1;
+static uint64_t set_hash(VkDescriptorSetLayout layout, const vkl_vk_binding *b, uint32_t n) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a over the fields */
+    uint64_t v[4];
+    for (uint32_t i = 0; i <= n; i++) {
+        if (i == n) v[0] = (uint64_t)(uintptr_t)layout, v[1] = n, v[2] = v[3] = 0;
+        else v[0] = (uint64_t)(uintptr_t)b[i].buffer, v[1] = b[i].offset, v[2] = b[i].size, v[3] = (uint64_t)b[i].texel_format;
+        for (int k = 0; k < 4; k++)
+            for (int byte = 0; byte < 8; byte++) h = (h ^ ((v[k] >> (8 * byte)) & 0xff)) * 1099511628211ull;
     }
+    return h ? h : 1;
+}
+
+static bool same_set(const cached_set *c, VkDescriptorSetLayout layout, const vkl_vk_binding *b, uint32_t n) {
+    if (c->layout != layout || c->n != n) return false;
+    for (uint32_t i = 0; i < n; i++)
+        if (c->b[i].buffer != b[i].buffer || c->b[i].offset != b[i].offset || c->b[i].size != b[i].size ||
+            c->b[i].texel_format != b[i].texel_format)
+            return false;
+    return true;
+}
+
+/* A descriptor set holding these bindings: from the cache, or allocated and written (and cached
+ * while there is room; the cache is cleared at a later begin). */
+static VkDescriptorSet descriptor_set(vkl_vk_seq *s, const vkl_vk_pipeline *p, const vkl_vk_binding *bindings,
+                                      uint32_t n_bindings, vkl_error *err) {
+    if (!s->sets) s->sets = calloc(SET_CACHE_SLOTS, sizeof *s->sets); /* without it: no cache */
+    const uint64_t h = set_hash(p->set_layout, bindings, n_bindings);
+    cached_set *slot = NULL;
+    for (uint32_t k = 0; s->sets && k < SET_CACHE_SLOTS; k++) {
+        cached_set *c = &s->sets[(h + k) % SET_CACHE_SLOTS];
+        if (c->hash == h && same_set(c, p->set_layout, bindings, n_bindings)) return c->set;
+        if (!c->hash) {
+            slot = c;
+            break;
+        }
+    }
+    VkBufferView views[VKL_VK_MAX_BINDINGS];
+    for (uint32_t i = 0; i < n_bindings; i++)
+        if (((p->texel_mask >> i) & 1u) && !(views[i] = texel_view_get(s, &bindings[i], err))) return VK_NULL_HANDLE;
     VkDescriptorSet set = alloc_set(s, p->set_layout, err);
-    if (!set) return -1;
+    if (!set) return VK_NULL_HANDLE;
     VkDescriptorBufferInfo bi[VKL_VK_MAX_BINDINGS];
     VkWriteDescriptorSet w[VKL_VK_MAX_BINDINGS];
     for (uint32_t i = 0; i < n_bindings; i++) {
@@ -323,7 +388,44 @@ int vkl_vk_seq_dispatch(vkl_vk_seq *s, const vkl_vk_pipeline *p, const vkl_vk_bi
                                       .pTexelBufferView = texel ? &views[i] : NULL};
     }
     vkUpdateDescriptorSets(s->ctx->device, n_bindings, w, 0, NULL);
+    if (slot && s->n_sets < SET_CACHE_SLOTS - SET_CACHE_SLOTS / 8) {
+        slot->hash = h;
+        slot->layout = p->set_layout;
+        slot->n = n_bindings;
+        memcpy(slot->b, bindings, n_bindings * sizeof *bindings);
+        slot->set = set;
+        s->n_sets++;
+    } else {
+        s->clear_sets = true; /* sets outside the cache: reclaim them at the next begin */
+    }
+    return set;
+}
 
+int vkl_vk_seq_dispatch(vkl_vk_seq *s, const vkl_vk_pipeline *p, const vkl_vk_binding *bindings,
+                        uint32_t n_bindings, const void *push, uint32_t gx, uint32_t gy,
+                        uint32_t gz, const char *label, vkl_error *err) {
+    if (!s->recording) return vkl_fail(err, "vulkan: dispatch outside vkl_vk_seq_begin/submit");
+    if (n_bindings != p->n_bindings)
+        return vkl_fail(err, "vulkan: %s takes %u buffers, got %u", p->name, p->n_bindings, n_bindings);
+    if (gx == 0 || gy == 0 || gz == 0) return 0;
+    const VkPhysicalDeviceLimits *lim = &s->ctx->limits;
+    if (gx > lim->maxComputeWorkGroupCount[0] || gy > lim->maxComputeWorkGroupCount[1] ||
+        gz > lim->maxComputeWorkGroupCount[2])
+        return vkl_fail(err, "vulkan: %s: grid %ux%ux%u exceeds the device limits", p->name, gx, gy, gz);
+    for (uint32_t i = 0; i < n_bindings; i++) {
+        const bool texel = (p->texel_mask >> i) & 1u;
+        if (texel != (bindings[i].texel_format != VK_FORMAT_UNDEFINED))
+            return vkl_fail(err, "vulkan: %s: binding %u is %s texel buffer", p->name, i,
+                            texel ? "not a" : "a");
+    }
+    VkDescriptorSet set = descriptor_set(s, p, bindings, n_bindings, err);
+    if (!set) return -1;
+
+    if (s->entry_pending) {
+        entry_barrier(s);
+        s->n_acc = 0;
+        s->force_barrier = false;
+    }
     bool need = s->force_barrier;
     for (uint32_t i = 0; i < n_bindings && !need; i++) need = conflicts(s, &bindings[i]);
     if (need) {
@@ -365,14 +467,14 @@ int vkl_vk_seq_dispatch(vkl_vk_seq *s, const vkl_vk_pipeline *p, const vkl_vk_bi
 
 void vkl_vk_seq_barrier(vkl_vk_seq *s) { s->force_barrier = true; }
 
-int vkl_vk_seq_submit(vkl_vk_seq *s, vkl_error *err) {
+static int seq_submit(vkl_vk_seq *s, bool wait, vkl_error *err) {
     if (!s->recording) return vkl_fail(err, "vulkan: submit without vkl_vk_seq_begin");
     s->recording = false;
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
                           .dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_TRANSFER_READ_BIT |
                                            VK_ACCESS_TRANSFER_WRITE_BIT};
-    vkCmdPipelineBarrier(s->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+    vkCmdPipelineBarrier(s->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
                          VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0,
                          NULL, 0, NULL);
     VkResult r = vkEndCommandBuffer(s->cmd);
@@ -385,8 +487,13 @@ int vkl_vk_seq_submit(vkl_vk_seq *s, vkl_error *err) {
     if (r != VK_SUCCESS)
         return vkl_fail(err, "vulkan: vkQueueSubmit failed: %s", vkl_vk_result_name(r));
     s->pending = true;
-    return seq_wait(s, err);
+    return wait ? seq_wait(s, err) : 0;
 }
+
+int vkl_vk_seq_submit(vkl_vk_seq *s, vkl_error *err) { return seq_submit(s, true, err); }
+int vkl_vk_seq_submit_async(vkl_vk_seq *s, vkl_error *err) { return seq_submit(s, false, err); }
+int vkl_vk_seq_wait(vkl_vk_seq *s, vkl_error *err) { return seq_wait(s, err); }
+bool vkl_vk_seq_pending(const vkl_vk_seq *s) { return s->pending; }
 
 uint32_t vkl_vk_seq_dispatch_count(const vkl_vk_seq *s) { return s->n_dispatch; }
 uint32_t vkl_vk_seq_barrier_count(const vkl_vk_seq *s) { return s->n_barrier; }

@@ -48,8 +48,21 @@ int vkl_vk_seq_dispatch(vkl_vk_seq *s, const vkl_vk_pipeline *p, const vkl_vk_bi
 /* Forces a full barrier before the next dispatch (e.g. after host-side writes through other
  * means). Normally not needed. */
 void vkl_vk_seq_barrier(vkl_vk_seq *s);
+/* Records vkCmdUpdateBuffer of size bytes (a multiple of 4, at most VKL_VK_MAX_UPDATE) at a
+ * 4-byte aligned offset: small host data (inputs, one embedding row) carried by the command
+ * buffer itself instead of a staging transfer. Only before the first dispatch; the dispatches see
+ * the bytes. */
+#define VKL_VK_MAX_UPDATE 65536u
+int vkl_vk_seq_update(vkl_vk_seq *s, VkBuffer buffer, VkDeviceSize offset, const void *data, VkDeviceSize size,
+                      vkl_error *err);
 /* Ends, submits, and waits for completion; results are then visible to the host. */
 int vkl_vk_seq_submit(vkl_vk_seq *s, vkl_error *err);
+/* Ends and submits without waiting: vkl_vk_seq_wait (or the next begin) waits. Later submissions
+ * to the queue (staging transfers) see the results. */
+int vkl_vk_seq_submit_async(vkl_vk_seq *s, vkl_error *err);
+int vkl_vk_seq_wait(vkl_vk_seq *s, vkl_error *err);
+/* Whether a submission has not been waited for yet. */
+bool vkl_vk_seq_pending(const vkl_vk_seq *s);
 
 /* Counts of the last recorded sequence. */
 uint32_t vkl_vk_seq_dispatch_count(const vkl_vk_seq *s);

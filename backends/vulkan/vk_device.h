@@ -62,6 +62,9 @@ typedef struct vkl_vk_context {
     VkQueue transfer_queue; /* VK_NULL_HANDLE when no separate transfer-only family exists */
     uint32_t transfer_family;
     uint32_t timestamp_valid_bits; /* of the compute family; 0: no timestamps */
+    /* Bumped whenever a VkBuffer is destroyed: descriptor sets and views cached by handle are
+     * stale from then on (a new buffer may get the same handle). */
+    uint64_t buffer_generation;
 } vkl_vk_context;
 
 /* Loads libvulkan (once per process). -1: "no Vulkan loader found (...)". */

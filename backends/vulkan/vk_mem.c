@@ -105,6 +105,7 @@ static void block_release(vkl_vk_allocator *a, mem_block *b) {
     VkDevice dev = a->ctx->device;
     if (b->mapped) vkUnmapMemory(dev, b->memory);
     if (b->buffer) vkDestroyBuffer(dev, b->buffer, NULL);
+    a->ctx->buffer_generation++;
     if (b->memory) vkFreeMemory(dev, b->memory, NULL);
     free(b->free);
     memset(b, 0, sizeof *b);

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_GROUPS 65535u
@@ -17,6 +18,10 @@ int vkl_vk_ops_init(vkl_vk_ops *ops, vkl_vk_context *ctx, vkl_error *err) {
     if (ctx->limits.maxComputeSharedMemorySize < 32768 || ctx->limits.maxPushConstantsSize < 64)
         return vkl_fail(err, "device %s has too little shared memory or push constant space",
                         ctx->info.props.deviceName);
+    /* VKLLM_VK_PATH=gpu|cpu: the shaders of the other device type (benchmarks, tests) */
+    const char *path = getenv("VKLLM_VK_PATH");
+    if (path && *path && strcmp(path, "gpu") && strcmp(path, "cpu"))
+        return vkl_fail(err, "VKLLM_VK_PATH=%s: expected gpu or cpu", path);
     ops->ctx = ctx;
     ops->pipes = vkl_vk_pipelines_create(ctx, err);
     if (!ops->pipes) return -1;
@@ -27,13 +32,14 @@ int vkl_vk_ops_init(vkl_vk_ops *ops, vkl_vk_context *ctx, vkl_error *err) {
     if (ops->mv_wg / sg > 32) ops->mv_wg = 32 * sg;
     ops->mv_rows = 2;
     ops->mv_lane = ctx->info.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    if (path && *path) ops->mv_lane = !strcmp(path, "cpu");
     if (ops->mv_lane) ops->mv_rows = 4; /* rows per invocation: each x load serves 4 rows */
     ops->max_binding = ctx->limits.maxStorageBufferRange;
     VkFormatProperties fp;
     vkGetPhysicalDeviceFormatProperties(ctx->physical_device, VK_FORMAT_R32G32B32A32_UINT, &fp);
-    const bool texels = (fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0;
-    ops->texel_q = ops->mv_lane && texels;
-    ops->attn_tb = ops->mv_lane && texels;
+    ops->texels = (fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0;
+    ops->texel_q = ops->mv_lane && ops->texels;
+    ops->attn_tb = ops->mv_lane && ops->texels;
     ops->tb_rows = 16;
     ops->tb_x8 = ops->texel_q;
     ops->tb_mm_rows = 8;

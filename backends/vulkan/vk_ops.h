@@ -52,6 +52,8 @@ typedef struct vkl_vk_ops {
     uint32_t tb_mm_rows;     /* rows per invocation of mul_mat_tb.comp (1..8; 0: batches use
                               * mul_mat_vec_tb.comp per token) */
     bool attn_tb;            /* CPU devices: attention_tb.comp (K/V through texel buffers) */
+    bool texels;             /* the device reads RGBA32UI uniform texel buffers (what texel_q,
+                              * tb_x8 and attn_tb need; tests turn those on and off) */
     uint32_t norm_wg;
     uint64_t max_binding; /* bytes per weight binding (maxStorageBufferRange; tests lower it) */
 } vkl_vk_ops;
