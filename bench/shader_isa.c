@@ -252,11 +252,11 @@ static void gpu_open(gpu *g, uint32_t wave, bool verbose) {
         .pNext = wave ? &sgsc : NULL, .pipelineExecutableInfo = VK_TRUE};
     const char *exts[2] = {VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME,
                            VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME};
-    uint32_t qf = 0, nq = 0;
+    uint32_t nq = 0; /* pipelines only: any queue family will do */
     vkGetPhysicalDeviceQueueFamilyProperties(g->phys, &nq, NULL);
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
-                                   .queueFamilyIndex = qf, .queueCount = 1, .pQueuePriorities = &prio};
+                                   .queueFamilyIndex = 0, .queueCount = 1, .pQueuePriorities = &prio};
     VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = &pep,
                               .queueCreateInfoCount = 1, .pQueueCreateInfos = &qci,
                               .enabledExtensionCount = wave ? 2 : 1, .ppEnabledExtensionNames = exts};
@@ -316,34 +316,48 @@ static char *read_assembly(const gpu *g, const VkPipelineExecutableInfoKHR *ei) 
     return text;
 }
 
-/* Compiles one SPIR-V module with its reflected layout and the backend's specialization values. */
-static int compile(const gpu *g, const uint32_t *code, size_t words, const reflection *r, compiled *c) {
-    memset(c, 0, sizeof *c);
-    VkShaderModuleCreateInfo smci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
-                                     .codeSize = words * 4, .pCode = code};
-    VkShaderModule mod;
-    if (vkCreateShaderModule(g->dev, &smci, NULL, &mod) != VK_SUCCESS) return -1;
-    VkDescriptorSetLayout dsl[4] = {0};
-    uint32_t n_sets = 0;
+#define MAX_SETS 4
+
+typedef struct pipe_layout {
+    VkDescriptorSetLayout sets[MAX_SETS];
+    uint32_t n_sets;
+    VkPipelineLayout pipeline;
+} pipe_layout;
+
+/* The pipeline layout the reflection describes (handles left null on failure). */
+static VkResult layout_create(const gpu *g, const reflection *r, pipe_layout *l) {
+    memset(l, 0, sizeof *l);
     for (uint32_t i = 0; i < r->n_bindings; i++)
-        if (r->sets[i] + 1 > n_sets) n_sets = r->sets[i] + 1;
-    if (n_sets > 4) return -1;
-    for (uint32_t s = 0; s < n_sets; s++) {
+        if (r->sets[i] + 1 > l->n_sets) l->n_sets = r->sets[i] + 1;
+    if (l->n_sets > MAX_SETS) return VK_ERROR_INITIALIZATION_FAILED;
+    VkResult res = VK_SUCCESS;
+    for (uint32_t s = 0; s < l->n_sets && res == VK_SUCCESS; s++) {
         VkDescriptorSetLayoutBinding b[MAX_BINDINGS];
         uint32_t nb = 0;
         for (uint32_t i = 0; i < r->n_bindings; i++)
             if (r->sets[i] == s) b[nb++] = r->bindings[i];
-        VkDescriptorSetLayoutCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-                                               .bindingCount = nb, .pBindings = b};
-        vkCreateDescriptorSetLayout(g->dev, &dci, NULL, &dsl[s]);
+        VkDescriptorSetLayoutCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+                                              .bindingCount = nb, .pBindings = b};
+        res = vkCreateDescriptorSetLayout(g->dev, &ci, NULL, &l->sets[s]);
     }
     VkPushConstantRange pcr = {VK_SHADER_STAGE_COMPUTE_BIT, 0, r->push_size};
     VkPipelineLayoutCreateInfo plci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
-                                       .setLayoutCount = n_sets, .pSetLayouts = dsl,
+                                       .setLayoutCount = l->n_sets, .pSetLayouts = l->sets,
                                        .pushConstantRangeCount = r->push_size ? 1 : 0,
                                        .pPushConstantRanges = &pcr};
-    VkPipelineLayout layout;
-    vkCreatePipelineLayout(g->dev, &plci, NULL, &layout);
+    if (res == VK_SUCCESS) res = vkCreatePipelineLayout(g->dev, &plci, NULL, &l->pipeline);
+    return res;
+}
+
+static void layout_destroy(const gpu *g, pipe_layout *l) {
+    vkDestroyPipelineLayout(g->dev, l->pipeline, NULL);
+    for (uint32_t s = 0; s < l->n_sets && s < MAX_SETS; s++)
+        vkDestroyDescriptorSetLayout(g->dev, l->sets[s], NULL);
+}
+
+/* Creates the pipeline with capture flags, the backend's specialization values and --wave. */
+static VkResult pipeline_create(const gpu *g, VkShaderModule mod, const reflection *r,
+                                VkPipelineLayout layout, VkPipeline *pipe) {
     uint32_t values[MAX_SPEC];
     VkSpecializationMapEntry map[MAX_SPEC];
     for (uint32_t i = 0; i < r->n_spec; i++) {
@@ -363,8 +377,20 @@ static int compile(const gpu *g, const uint32_t *code, size_t words, const refle
                   .stage = VK_SHADER_STAGE_COMPUTE_BIT, .module = mod, .pName = "main",
                   .pSpecializationInfo = r->n_spec ? &si : NULL},
         .layout = layout};
+    return vkCreateComputePipelines(g->dev, VK_NULL_HANDLE, 1, &cpci, NULL, pipe);
+}
+
+/* Compiles one SPIR-V module; fills c (statistics, disassembly). */
+static int compile(const gpu *g, const uint32_t *code, size_t words, const reflection *r, compiled *c) {
+    memset(c, 0, sizeof *c);
+    VkShaderModuleCreateInfo smci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+                                     .codeSize = words * 4, .pCode = code};
+    VkShaderModule mod;
+    if (vkCreateShaderModule(g->dev, &smci, NULL, &mod) != VK_SUCCESS) return -1;
+    pipe_layout l;
     VkPipeline pipe = VK_NULL_HANDLE;
-    VkResult res = vkCreateComputePipelines(g->dev, VK_NULL_HANDLE, 1, &cpci, NULL, &pipe);
+    VkResult res = layout_create(g, r, &l);
+    if (res == VK_SUCCESS) res = pipeline_create(g, mod, r, l.pipeline, &pipe);
     if (res == VK_SUCCESS) {
         VkPipelineExecutableInfoKHR ei = {.sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR,
                                           .pipeline = pipe, .executableIndex = 0};
@@ -372,8 +398,7 @@ static int compile(const gpu *g, const uint32_t *code, size_t words, const refle
         c->assembly = read_assembly(g, &ei);
         vkDestroyPipeline(g->dev, pipe, NULL);
     }
-    vkDestroyPipelineLayout(g->dev, layout, NULL);
-    for (uint32_t s = 0; s < n_sets; s++) vkDestroyDescriptorSetLayout(g->dev, dsl[s], NULL);
+    layout_destroy(g, &l);
     vkDestroyShaderModule(g->dev, mod, NULL);
     return res == VK_SUCCESS && c->assembly ? 0 : -1;
 }
