@@ -17,6 +17,9 @@ static const char *const template_names[VKL_CHAT_TEMPLATE_COUNT] = {
     [VKL_CHAT_MISTRAL_V3_TEKKEN] = "mistral-v3-tekken",
     [VKL_CHAT_MISTRAL_V7] = "mistral-v7",
     [VKL_CHAT_ZEPHYR] = "zephyr",
+    [VKL_CHAT_LLAMA3] = "llama3",
+    [VKL_CHAT_PHI3] = "phi3",
+    [VKL_CHAT_PHI4] = "phi4",
 };
 
 const char *vkl_chat_template_name(vkl_chat_template t) {
@@ -34,7 +37,7 @@ vkl_chat_template vkl_chat_detect(const char *tmpl) {
     int named = vkl_chat_template_from_name(tmpl);
     if (named >= 0) return (vkl_chat_template)named;
 #define HAS(s) (strstr(tmpl, s) != NULL)
-    if (HAS("<|im_start|>")) return VKL_CHAT_CHATML;
+    if (HAS("<|im_start|>")) return HAS("<|im_sep|>") ? VKL_CHAT_PHI4 : VKL_CHAT_CHATML;
     if (HAS("[INST]")) {
         if (HAS("[SYSTEM_PROMPT]")) return VKL_CHAT_MISTRAL_V7;
         /* Mistral's official v1 / v3 / v3-tekken templates. */
@@ -49,7 +52,9 @@ vkl_chat_template vkl_chat_detect(const char *tmpl) {
         if (HAS("<<SYS>>")) return VKL_CHAT_LLAMA2_SYS;
         return VKL_CHAT_LLAMA2;
     }
-    if (HAS("<|user|>") && HAS("<|assistant|>") && !HAS("<|end|>")) return VKL_CHAT_ZEPHYR;
+    if (HAS("<|assistant|>") && HAS("<|end|>")) return VKL_CHAT_PHI3;
+    if (HAS("<|user|>") && HAS("<|assistant|>")) return VKL_CHAT_ZEPHYR;
+    if (HAS("<|start_header_id|>") && HAS("<|end_header_id|>")) return VKL_CHAT_LLAMA3;
 #undef HAS
     return VKL_CHAT_PLAIN;
 }
@@ -94,14 +99,16 @@ static bool is_role(const vkl_chat_msg *m, const char *role) { return !strcmp(m-
 
 /* ---- the families -------------------------------------------------------------------------- */
 
-/* Families that wrap each message as OPEN role CLOSE content END (chatml, zephyr). */
+/* Families that wrap each message as OPEN role CLOSE content END (chatml, zephyr, llama3, phi3,
+ * phi4); strip removes the whitespace around each content. */
 static void fmt_role_tagged(strbuf *b, const vkl_chat_msg *m, size_t n, bool add_ass, const char *open,
-                            const char *close, const char *end) {
+                            const char *close, const char *end, bool strip) {
     for (size_t i = 0; i < n; i++) {
         sb_put(b, open);
         sb_put(b, m[i].role);
         sb_put(b, close);
-        sb_put(b, m[i].content);
+        if (strip) sb_put_stripped(b, m[i].content);
+        else sb_put(b, m[i].content);
         sb_put(b, end);
     }
     if (add_ass) {
@@ -111,9 +118,18 @@ static void fmt_role_tagged(strbuf *b, const vkl_chat_msg *m, size_t n, bool add
     }
 }
 
-static void fmt_chatml(strbuf *b, const vkl_chat_msg *m, size_t n, bool add_ass) {
-    fmt_role_tagged(b, m, n, add_ass, "<|im_start|>", "\n", "<|im_end|>\n");
-}
+/* The families written as fmt_role_tagged's four parts. */
+static const struct {
+    vkl_chat_template t;
+    const char *open, *close, *end;
+    bool strip;
+} role_tagged[] = {
+    {VKL_CHAT_CHATML, "<|im_start|>", "\n", "<|im_end|>\n", false},
+    {VKL_CHAT_ZEPHYR, "<|", "|>\n", "<|endoftext|>\n", false},
+    {VKL_CHAT_LLAMA3, "<|start_header_id|>", "<|end_header_id|>\n\n", "<|eot_id|>", true},
+    {VKL_CHAT_PHI3, "<|", "|>\n", "<|end|>\n", false},
+    {VKL_CHAT_PHI4, "<|im_start|>", "<|im_sep|>", "<|im_end|>", false},
+};
 
 /* The tokenizer adds the leading BOS; later turns may carry their own. These templates have no
  * generation prompt: the text after "[/INST]" is the assistant's. */
@@ -185,10 +201,6 @@ static void fmt_mistral(strbuf *b, vkl_chat_template t, const vkl_chat_msg *m, s
     }
 }
 
-static void fmt_zephyr(strbuf *b, const vkl_chat_msg *m, size_t n, bool add_ass) {
-    fmt_role_tagged(b, m, n, add_ass, "<|", "|>\n", "<|endoftext|>\n");
-}
-
 static void fmt_plain(strbuf *b, const vkl_chat_msg *m, size_t n, bool add_ass) {
     for (size_t i = 0; i < n; i++) {
         const char *r = m[i].role;
@@ -212,8 +224,12 @@ char *vkl_chat_format(vkl_chat_template t, const vkl_chat_msg *msgs, size_t n_ms
         }
     strbuf b = {0};
     sb_put(&b, ""); /* an empty conversation still yields "" */
-    switch (t) {
-    case VKL_CHAT_CHATML: fmt_chatml(&b, msgs, n_msgs, add_assistant); break;
+    size_t rt = 0;
+    while (rt < VKL_ARRAY_LEN(role_tagged) && role_tagged[rt].t != t) rt++;
+    if (rt < VKL_ARRAY_LEN(role_tagged))
+        fmt_role_tagged(&b, msgs, n_msgs, add_assistant, role_tagged[rt].open, role_tagged[rt].close,
+                        role_tagged[rt].end, role_tagged[rt].strip);
+    else switch (t) {
     case VKL_CHAT_LLAMA2:
     case VKL_CHAT_LLAMA2_SYS:
     case VKL_CHAT_LLAMA2_SYS_BOS:
@@ -222,7 +238,6 @@ char *vkl_chat_format(vkl_chat_template t, const vkl_chat_msg *msgs, size_t n_ms
     case VKL_CHAT_MISTRAL_V3:
     case VKL_CHAT_MISTRAL_V3_TEKKEN:
     case VKL_CHAT_MISTRAL_V7: fmt_mistral(&b, t, msgs, n_msgs); break;
-    case VKL_CHAT_ZEPHYR: fmt_zephyr(&b, msgs, n_msgs, add_assistant); break;
     case VKL_CHAT_PLAIN: fmt_plain(&b, msgs, n_msgs, add_assistant); break;
     default:
         vkl_fail(err, "unknown chat template %d", (int)t);

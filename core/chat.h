@@ -18,6 +18,9 @@ typedef enum vkl_chat_template {
     VKL_CHAT_MISTRAL_V3_TEKKEN,  /* "[INST]...[/INST]" */
     VKL_CHAT_MISTRAL_V7,         /* [SYSTEM_PROMPT] ... [/SYSTEM_PROMPT][INST] ... [/INST] */
     VKL_CHAT_ZEPHYR,             /* <|role|>\n...<|endoftext|>\n */
+    VKL_CHAT_LLAMA3,             /* <|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|>, messages stripped */
+    VKL_CHAT_PHI3,               /* <|role|>\n...<|end|>\n */
+    VKL_CHAT_PHI4,               /* <|im_start|>role<|im_sep|>...<|im_end|> */
     VKL_CHAT_TEMPLATE_COUNT
 } vkl_chat_template;
 

@@ -2,7 +2,7 @@
 # Checks the build dependencies; installs the missing ones with apt-get when run as root,
 # otherwise prints the exact apt-get line to run.
 set -euo pipefail
-PKGS="cmake make gcc clang pkg-config libvulkan-dev libvulkan-volk-dev glslang-tools spirv-tools mesa-vulkan-drivers vulkan-validationlayers vulkan-tools libedit-dev libcjson-dev"
+PKGS="cmake make gcc clang pkg-config libvulkan-dev libvulkan-volk-dev libpcre2-dev glslang-tools spirv-tools mesa-vulkan-drivers vulkan-validationlayers vulkan-tools nettle-dev libedit-dev libcjson-dev"
 missing=()
 have() { command -v "$1" >/dev/null 2>&1; }
 # `make fuzz` needs libFuzzer: clang -fsanitize=fuzzer must link. Debian 12 ships it in
@@ -27,6 +27,8 @@ have spirv-val || missing+=(spirv-tools)
 have vulkaninfo || missing+=(vulkan-tools)
 [ -f /usr/include/vulkan/vulkan.h ] || missing+=(libvulkan-dev)
 [ -f /usr/include/volk.h ] || missing+=(libvulkan-volk-dev)
+[ -f /usr/include/pcre2.h ] || missing+=(libpcre2-dev)
+[ -f /usr/include/nettle/sha2.h ] || missing+=(nettle-dev)
 [ -f /usr/include/editline/readline.h ] || missing+=(libedit-dev) # line editing in `vkllm chat`
 [ -f /usr/include/cjson/cJSON.h ] || missing+=(libcjson-dev)        # /save and /load in `vkllm chat`
 ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers)

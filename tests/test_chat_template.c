@@ -56,11 +56,26 @@ static void test_detect(void) {
          "{% elif message['role'] == 'assistant' %}\\n{{ '<|assistant|>\\n'  + message['content'] + eos_token }}\\n{% endif %}{% endfor %}",
          VKL_CHAT_ZEPHYR},
         /* phi-3 uses <|user|> too, but with <|end|>: not zephyr. */
-        {"{{'<|user|>' + '\\n' + message['content'] + '<|end|>' + '\\n' + '<|assistant|>' + '\\n'}}", VKL_CHAT_PLAIN},
+        {"{{'<|user|>' + '\\n' + message['content'] + '<|end|>' + '\\n' + '<|assistant|>' + '\\n'}}", VKL_CHAT_PHI3},
+        /* Meta's Llama-3.1-8B-Instruct (abridged). */
+        {"{{- bos_token }}{%- for message in messages %}{{- '<|start_header_id|>' + message['role'] + "
+         "'<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' }}{%- endfor %}{%- if add_generation_prompt %}"
+         "{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}",
+         VKL_CHAT_LLAMA3},
+        /* Qwen2.5-Instruct (abridged): ChatML. */
+        {"{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}"
+         "{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}",
+         VKL_CHAT_CHATML},
+        /* microsoft/phi-4. */
+        {"{% for message in messages %}{% if (message['role'] == 'system') %}{{'<|im_start|>system<|im_sep|>' + "
+         "message['content'] + '<|im_end|>'}}{% endif %}{% endfor %}",
+         VKL_CHAT_PHI4},
         /* Names work too. */
         {"chatml", VKL_CHAT_CHATML},
         {"zephyr", VKL_CHAT_ZEPHYR},
         {"llama2-sys", VKL_CHAT_LLAMA2_SYS},
+        {"llama3", VKL_CHAT_LLAMA3},
+        {"phi3", VKL_CHAT_PHI3},
     };
     for (size_t i = 0; i < VKL_ARRAY_LEN(cases); i++) {
         vkl_chat_template got = vkl_chat_detect(cases[i].tmpl);
@@ -102,6 +117,17 @@ static void test_formats(void) {
     check_format(VKL_CHAT_ZEPHYR, conv, 4, true,
                  "<|system|>\nYou are a helpful assistant<|endoftext|>\n<|user|>\nHello<|endoftext|>\n"
                  "<|assistant|>\nHi there<|endoftext|>\n<|user|>\nWho are you<|endoftext|>\n<|assistant|>\n");
+    const vkl_chat_msg llama3_conv[] = {{"system", "You are a helpful assistant "}, {"user", "\nHello"}};
+    check_format(VKL_CHAT_LLAMA3, llama3_conv, 2, true,
+                 "<|start_header_id|>system<|end_header_id|>\n\nYou are a helpful assistant<|eot_id|>"
+                 "<|start_header_id|>user<|end_header_id|>\n\nHello<|eot_id|>"
+                 "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    check_format(VKL_CHAT_PHI3, conv, 4, true,
+                 "<|system|>\nYou are a helpful assistant<|end|>\n<|user|>\nHello<|end|>\n"
+                 "<|assistant|>\nHi there<|end|>\n<|user|>\nWho are you<|end|>\n<|assistant|>\n");
+    check_format(VKL_CHAT_PHI4, conv + 1, 2, true,
+                 "<|im_start|>user<|im_sep|>Hello<|im_end|><|im_start|>assistant<|im_sep|>Hi there<|im_end|>"
+                 "<|im_start|>assistant<|im_sep|>");
     check_format(VKL_CHAT_PLAIN, conv, 4, true,
                  "System: You are a helpful assistant\nUser: Hello\nAssistant: Hi there\nUser: Who are you\nAssistant:");
     check_format(VKL_CHAT_PLAIN, conv + 1, 1, false, "User: Hello\n");

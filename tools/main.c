@@ -19,6 +19,8 @@ static const vkl_cmd commands[] = {
     {"chat", cmd_chat, "chat interactively with a model"},
     {"plan", cmd_plan, "print the offload plan (layers per device, memory, speed)"},
     {"bench", cmd_bench, "measure prompt and generation speed (CPU, Vulkan, splits)"},
+    {"quantize", cmd_quantize, "convert a model to another type or llama.cpp quant mixture"},
+    {"perplexity", cmd_perplexity, "measure perplexity and KL divergence on a text"},
 };
 
 static void usage(FILE *out) {

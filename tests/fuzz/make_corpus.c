@@ -1,9 +1,10 @@
 /* Seed corpus for the fuzzers: make_corpus OUT_DIR [FIXTURES_DIR...]
  *
  * Writes small valid GGUF files into OUT_DIR: synthetic LLaMA models with tiny dimensions in every
- * tensor type (a few KB each, so the fuzzers mutate whole models quickly), a header-only file, and,
- * from each reference set given (tests/fixtures, and ../shared/fixtures where present) its models'
- * headers (metadata and tensor infos, data cut off) and the vocabulary GGUF. */
+ * tensor type (a few KB each, so the fuzzers mutate whole models quickly), a header-only file,
+ * a byte-level BPE vocabulary, and, from each reference set given (tests/fixtures, and
+ * ../shared/fixtures where present) its models' headers (metadata and tensor infos, data cut off)
+ * and the vocabulary GGUF. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,53 @@ static int copy_prefix(const char *src, const char *dst, uint64_t limit) {
     }
     fclose(in);
     return fclose(out) == 0 ? rc : -1;
+}
+
+/* A vocab-only byte-level BPE GGUF ("gpt2", LLaMA 3's pre-tokenizer): the 256 characters of
+ * GPT-2's byte alphabet, a few merges, and control tokens. */
+static int write_bpe_vocab(const char *path) {
+    static const char *const extra[] = {"he", "ll", "llo", "hello", "\xc4\xa0w", "<|begin_of_text|>", "<|eot_id|>"};
+    static const char *const merges[] = {"h e", "l l", "ll o", "he llo", "\xc4\xa0 w"};
+    enum { N_EXTRA = sizeof extra / sizeof extra[0], N = 256 + N_EXTRA };
+    char chars[256][3];
+    gguf_str toks[N], ms[sizeof merges / sizeof merges[0]];
+    int32_t types[N];
+    unsigned n_other = 0;
+    for (int b = 0; b < 256; b++) { /* printable Latin-1 is itself; the rest is U+0100.. in order */
+        bool printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || b >= 0xae;
+        unsigned cp = printable ? (unsigned)b : 0x100u + n_other++;
+        int l = cp < 0x80 ? 1 : 2;
+        if (l == 1) chars[b][0] = (char)cp;
+        else chars[b][0] = (char)(0xc0 | (cp >> 6)), chars[b][1] = (char)(0x80 | (cp & 0x3f));
+        toks[b] = (gguf_str){(uint64_t)l, chars[b]};
+        types[b] = 1;
+    }
+    for (int i = 0; i < N_EXTRA; i++) {
+        toks[256 + i] = (gguf_str){strlen(extra[i]), extra[i]};
+        types[256 + i] = extra[i][0] == '<' ? 3 : 1;
+    }
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) ms[i] = (gguf_str){strlen(merges[i]), merges[i]};
+    vkl_error err = {{0}};
+    gguf_writer *w = gguf_writer_open(path, &err);
+    if (!w) return -1;
+    gguf_value v = {.type = GGUF_VT_ARRAY};
+    int rc = gguf_writer_add_str(w, "general.architecture", "llama", &err) ||
+             gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2", &err) ||
+             gguf_writer_add_str(w, "tokenizer.ggml.pre", "llama-bpe", &err);
+    v.v.arr.type = GGUF_VT_STRING, v.v.arr.n = N, v.v.arr.strs = toks;
+    rc = rc || gguf_writer_add_kv(w, "tokenizer.ggml.tokens", &v, &err);
+    v.v.arr.type = GGUF_VT_INT32, v.v.arr.strs = NULL, v.v.arr.data = types;
+    rc = rc || gguf_writer_add_kv(w, "tokenizer.ggml.token_type", &v, &err);
+    v.v.arr.type = GGUF_VT_STRING, v.v.arr.n = sizeof ms / sizeof ms[0], v.v.arr.strs = ms, v.v.arr.data = NULL;
+    rc = rc || gguf_writer_add_kv(w, "tokenizer.ggml.merges", &v, &err) ||
+         gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", 256 + 5, &err) ||
+         gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", 256 + 6, &err);
+    if (rc) {
+        fprintf(stderr, "make_corpus: %s: %s\n", path, err.msg);
+        gguf_writer_abort(w);
+        return -1;
+    }
+    return gguf_writer_close(w, &err);
 }
 
 typedef struct synth_seed {
@@ -117,6 +165,8 @@ int main(int argc, char **argv) {
     static const uint8_t empty[24] = {'G', 'G', 'U', 'F', 3};
     snprintf(path, sizeof path, "%s/empty-v3.gguf", dir);
     if (write_bytes(path, empty, sizeof empty) == 0) n_written++;
+    snprintf(path, sizeof path, "%s/vocab-bpe.gguf", dir);
+    if (write_bpe_vocab(path) == 0) n_written++;
 
     for (int a = 2; a < argc; a++) n_written += fixture_seeds(argv[a], dir);
     printf("make_corpus: %d seed files in %s\n", n_written, dir);
