@@ -254,7 +254,7 @@ static void sigint(void) {
           "timings after SIGINT: %s", err);
     free(err);
     char *bench[] = {"vkllm", "bench", "-m", model, "-p", "8", "-n", "2000", "-r", "1000", "--no-bw", "-o", "csv", NULL};
-    rc = interrupt_after(bench, SIZE_MAX, "measuring", 120); /* the slow sanitizer build too */
+    rc = interrupt_after(bench, SIZE_MAX, "bench: measuring", 120); /* the slow sanitizer build too */
     char *out = test_slurp(out_path);
     CHECK(rc == 130 && !strncmp(out, "model_filename,", 15) && strstr(out, ",pp8,"), "bench after SIGINT: exit %d: %s",
           rc, out);

@@ -422,7 +422,8 @@ static int run_config(const bench_args *a, const config *cf, bw_cache *bw, row_l
     for (int i = 0; i < a->p.n; i++)
         if (a->p.v[i] > 0 && bench_time_pp(c, toks, a->p.v[i], &err) < 0) goto eval_fail;
     if (max_n > 0 && bench_time_tg(c, toks, VKL_MIN(max_n, 4), &err) < 0) goto eval_fail;
-    if (cli_verbosity >= CLI_LOG_INFO) fprintf(stderr, "%s loaded and warmed up, measuring\n", label);
+    if (cli_verbosity >= CLI_LOG_INFO) /* label: "bench: [i/n] model, ...:" */
+        fprintf(stderr, "bench: measuring %.*s\n", (int)strlen(label) - 8, label + 7);
 
     for (int kind = 0; kind < 2; kind++) {
         const int_list *l = kind == 0 ? &a->p : &a->n;
