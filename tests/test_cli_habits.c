@@ -212,10 +212,12 @@ static void quiet_and_verbose(void) {
 }
 
 /* Starts `vkllm ARGV...` with stdout and stderr in the files, sends SIGINT once stdout has more
- * than `after` bytes or `secs` have passed, and returns the exit status. */
-static int interrupt_after(char *const argv[], size_t after, double secs) {
+ * than `after` bytes or stderr shows `marker` (then a second later; may be NULL), or `secs` have
+ * passed, and returns the exit status. */
+static int interrupt_after(char *const argv[], size_t after, const char *marker, double secs) {
     fflush(stdout);
     unlink(out_path);
+    unlink(err_path);
     pid_t pid = fork();
     if (pid == 0) {
         FILE *o = freopen(out_path, "w", stdout), *e = freopen(err_path, "w", stderr);
@@ -225,10 +227,13 @@ static int interrupt_after(char *const argv[], size_t after, double secs) {
     }
     struct timespec ms = {0, 50 * 1000 * 1000};
     for (int i = 0; i < secs * 20; i++) {
-        char *out = test_slurp(out_path);
-        size_t n = strlen(out);
-        free(out);
-        if (n > after) break;
+        char *out = test_slurp(out_path), *err = test_slurp(err_path);
+        bool go = strlen(out) > after || (marker && strstr(err, marker));
+        free(out), free(err);
+        if (go) {
+            if (marker) sleep(1);
+            break;
+        }
         nanosleep(&ms, NULL);
     }
     kill(pid, SIGINT);
@@ -242,14 +247,14 @@ static int interrupt_after(char *const argv[], size_t after, double secs) {
 static void sigint(void) {
     char *run[] = {"vkllm", "run", "-m", model, "-p", "Once", "-n", "-1", "-c", "2048", "--temp", "0", "--ignore-eos",
                    "-t", "1", NULL};
-    int rc = interrupt_after(run, 40, 20), n = 0;
+    int rc = interrupt_after(run, 40, NULL, 60), n = 0;
     char *err = test_slurp(err_path);
     CHECK(rc == 130, "run after SIGINT: exit %d", rc);
     CHECK(strstr(err, "interrupted") && strstr(err, "load: ") && gen_rate(err, &n) > 0 && n < 2000,
           "timings after SIGINT: %s", err);
     free(err);
     char *bench[] = {"vkllm", "bench", "-m", model, "-p", "8", "-n", "2000", "-r", "1000", "--no-bw", "-o", "csv", NULL};
-    rc = interrupt_after(bench, SIZE_MAX, 3);
+    rc = interrupt_after(bench, SIZE_MAX, "bench: measuring", 120); /* the slow sanitizer build too */
     char *out = test_slurp(out_path);
     CHECK(rc == 130 && !strncmp(out, "model_filename,", 15) && strstr(out, ",pp8,"), "bench after SIGINT: exit %d: %s",
           rc, out);

@@ -374,7 +374,8 @@ static const char *backend_name(const model_info *mi, int ngl_eff) {
 }
 
 /* Runs every test of one configuration, appending rows. 0, or 1 after a message. */
-static int run_config(const bench_args *a, const config *cf, bw_cache *bw, row_list *rows, const char *cpu_name) {
+static int run_config(const bench_args *a, const config *cf, bw_cache *bw, row_list *rows, const char *cpu_name,
+                      const char *label) {
     vkllm_error err = {{0}};
     const int max_p = list_max(&a->p), max_n = list_max(&a->n);
     vkllm_context_params cp = vkllm_context_default_params();
@@ -421,6 +422,8 @@ static int run_config(const bench_args *a, const config *cf, bw_cache *bw, row_l
     for (int i = 0; i < a->p.n; i++)
         if (a->p.v[i] > 0 && bench_time_pp(c, toks, a->p.v[i], &err) < 0) goto eval_fail;
     if (max_n > 0 && bench_time_tg(c, toks, VKL_MIN(max_n, 4), &err) < 0) goto eval_fail;
+    if (cli_verbosity >= CLI_LOG_INFO) /* label: "bench: [i/n] model, ...:" */
+        fprintf(stderr, "bench: measuring %.*s\n", (int)strlen(label) - 8, label + 7);
 
     for (int kind = 0; kind < 2; kind++) {
         const int_list *l = kind == 0 ? &a->p : &a->n;
@@ -871,7 +874,10 @@ int cmd_bench(int argc, char **argv) {
         config *cf = &cfgs[i];
         const int first_row = rows.n;
         const double t0 = vkl_time_s();
-        const int crc = run_config(&a, cf, &bw, &rows, cpu_name);
+        char line[1024], el[32], eta[32];
+        int len = snprintf(line, sizeof line, "bench: [%d/%d] %s, %s, ngl %d, threads %d:", i + 1, n_cfg, cf->mi->name,
+                           backend_name(cf->mi, cf->ngl_eff), cf->ngl, cf->threads);
+        const int crc = run_config(&a, cf, &bw, &rows, cpu_name, line);
         if (cli_interrupted) { /* Ctrl-C: the rows measured so far, exit 130 */
             fprintf(stderr, "bench: interrupted\n");
             rc = 130;
@@ -880,9 +886,6 @@ int cmd_bench(int argc, char **argv) {
         if (crc) goto print;
         const double dt = vkl_time_s() - t0;
         cf->secs = dt;
-        char line[1024], el[32], eta[32];
-        int len = snprintf(line, sizeof line, "bench: [%d/%d] %s, %s, ngl %d, threads %d:", i + 1, n_cfg, cf->mi->name,
-                           backend_name(cf->mi, cf->ngl_eff), cf->ngl, cf->threads);
         for (int r = first_row; r < rows.n && len > 0 && (size_t)len < sizeof line; r++) {
             char t[32];
             test_name(&rows.v[r], t, sizeof t);
