@@ -286,39 +286,53 @@ static void test_copy(int64_t n) {
 
 /* ---- ROPE ---------------------------------------------------------------------------------- */
 
+/* Largest error of y = rope(x) against the f64 reference. */
+static double rope_error(const float *x, const float *y, const vkl_vk_rope_params *rp) {
+    double worst = 0;
+    const int64_t hd = rp->head_dim, rd = rp->rope_dim;
+    for (int64_t t = 0; t < rp->n_tokens; t++)
+        for (int64_t h = 0; h < rp->n_heads; h++) {
+            const float *xi = x + (t * rp->n_heads + h) * hd;
+            const float *yi = y + (t * rp->n_heads + h) * hd;
+            double ref[512];
+            for (int64_t d = 0; d < hd; d++) ref[d] = xi[d];
+            for (int64_t i = 0; i < rd / 2; i++) {
+                double th = (double)(rp->pos0 + t) * rp->freq_scale * pow(rp->freq_base, -2.0 * (double)i / (double)rd);
+                int64_t a = rp->neox ? i : 2 * i, b = rp->neox ? i + rd / 2 : 2 * i + 1;
+                ref[a] = xi[a] * cos(th) - xi[b] * sin(th);
+                ref[b] = xi[a] * sin(th) + xi[b] * cos(th);
+            }
+            for (int64_t d = 0; d < hd; d++) {
+                double e = fabs(yi[d] - ref[d]);
+                if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
+            }
+        }
+    return worst;
+}
+
+/* Out of place, then in place (x's buffer rotated). */
 static void test_rope(bool neox, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
                       int64_t rope_dim, int64_t pos0, float base, float scale) {
     size_t n = (size_t)(n_tokens * n_heads * head_dim);
     float *x = rand_vec(n, 1.0f), *y = malloc(n * 4);
-    vkl_vk_buffer bx = dev_buf(x, n * 4);
+    vkl_vk_buffer bx = dev_buf(x, n * 4), by = dev_buf(NULL, n * 4);
     vkl_vk_rope_params rp = {n_tokens, n_heads, head_dim, rope_dim, pos0, base, scale, neox};
     vkl_error err;
-    if (begin() && submit(vkl_vk_op_rope(&ops, seq, vkl_vk_buffer_range(&bx), &rp, &err), &err)) {
-        download(&bx, y, n * 4);
-        double worst = 0;
-        for (int64_t t = 0; t < n_tokens; t++)
-            for (int64_t h = 0; h < n_heads; h++) {
-                const float *xi = x + (t * n_heads + h) * head_dim;
-                const float *yi = y + (t * n_heads + h) * head_dim;
-                double ref[512];
-                for (int64_t d = 0; d < head_dim; d++) ref[d] = xi[d];
-                for (int64_t i = 0; i < rope_dim / 2; i++) {
-                    double th = (double)(pos0 + t) * scale * pow(base, -2.0 * (double)i / (double)rope_dim);
-                    int64_t a = neox ? i : 2 * i, b = neox ? i + rope_dim / 2 : 2 * i + 1;
-                    ref[a] = xi[a] * cos(th) - xi[b] * sin(th);
-                    ref[b] = xi[a] * sin(th) + xi[b] * cos(th);
-                }
-                for (int64_t d = 0; d < head_dim; d++) {
-                    double e = fabs(yi[d] - ref[d]);
-                    if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
-                }
-            }
+    for (int inplace = 0; inplace < 2; inplace++) {
+        vkl_vk_buffer *out = inplace ? &bx : &by;
+        if (!begin() || !submit(vkl_vk_op_rope(&ops, seq, vkl_vk_buffer_range(&bx), vkl_vk_buffer_range(out), &rp,
+                                               &err),
+                                &err))
+            continue;
+        download(out, y, n * 4);
+        double worst = rope_error(x, y, &rp);
         if (worst > worst_rope) worst_rope = worst;
         /* float theta at position ~1100 carries ~1e-4 rad of rounding */
-        CHECK(worst < 2e-3, "rope neox=%d pos0=%lld dim=%lld/%lld: error %g", neox, (long long)pos0,
-              (long long)rope_dim, (long long)head_dim, worst);
+        CHECK(worst < 2e-3, "rope neox=%d pos0=%lld dim=%lld/%lld%s: error %g", neox, (long long)pos0,
+              (long long)rope_dim, (long long)head_dim, inplace ? " in place" : "", worst);
     }
     vkl_vk_free(alloc, &bx);
+    vkl_vk_free(alloc, &by);
     free(x), free(y);
 }
 
@@ -519,6 +533,7 @@ int main(void) {
         test_rope(neox, 7, 4, 64, 64, 0, 10000.0f, 1.0f);
         test_rope(neox, 1, 8, 128, 128, 1100, 10000.0f, 1.0f);
         test_rope(neox, 7, 3, 64, 32, 13, 500000.0f, 0.25f);
+        test_rope(neox, 3, 5, 96, 34, 7, 10000.0f, 1.0f); /* odd shapes: 17 rotated pairs of 48 */
     }
     /* both attention shaders where the device reads texel buffers, whichever it picks */
     const bool attn_tb_default = ops.attn_tb;

@@ -206,6 +206,7 @@ static bool op_ok(const vkl_tensor *n) {
         return weight_ok(s[0]) && is_f32_rows(s[1]) && s[1]->ne[1] <= 65535 && is_f32_rows(n);
     case VKL_OP_ROPE:
         return is_f32_rows(s[0]) && is_f32_rows(n) && s[1]->type == VKL_TYPE_I32 && n->ip[0] > 0 &&
+               n->ip[0] % 2 == 0 && n->ip[1] > 0 && n->ip[1] % 2 == 0 && n->ip[1] <= n->ip[0] &&
                s[0]->ne[0] % n->ip[0] == 0 && (n->ip[2] == VKL_ROPE_NORMAL || n->ip[2] == VKL_ROPE_NEOX);
     case VKL_OP_ATTENTION: {
         int hd = n->ip[0];
@@ -289,12 +290,11 @@ static int record_node(vk_backend *v, vkl_vk_seq *seq, const vkl_tensor *n, int6
     case VKL_OP_MUL_MAT:
         return vkl_vk_op_mul_mat(ops, seq, s[0]->type, R(s[0]), s[0]->ne[1], s[0]->ne[0], R(s[1]), s[1]->ne[1],
                                  R(n), err);
-    case VKL_OP_ROPE: { /* the shader rotates in place: copy, then rotate the copy */
+    case VKL_OP_ROPE: {
         vkl_vk_rope_params rp = {.n_tokens = n->ne[1], .n_heads = n->ne[0] / n->ip[0], .head_dim = n->ip[0],
                                  .rope_dim = n->ip[1], .pos0 = pos0, .freq_base = n->fp[0],
                                  .freq_scale = n->fp[1], .neox = n->ip[2] == VKL_ROPE_NEOX};
-        if (vkl_vk_op_copy(ops, seq, VKL_TYPE_F32, R(s[0]), VKL_TYPE_F32, R(n), n_elems(n), err)) return -1;
-        return vkl_vk_op_rope(ops, seq, R(n), &rp, err);
+        return vkl_vk_op_rope(ops, seq, R(s[0]), R(n), &rp, err);
     }
     case VKL_OP_ATTENTION: {
         vkl_vk_attn_params ap = {.n_tokens = s[0]->ne[1], .n_head = n->ip[1], .n_head_kv = n->ip[2],

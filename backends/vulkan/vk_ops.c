@@ -344,27 +344,28 @@ int vkl_vk_op_rms_norm(vkl_vk_ops *ops, vkl_vk_seq *seq, vkl_vk_range x, vkl_vk_
 }
 
 typedef struct rope_push {
-    uint32_t n_pairs, n_heads, head_dim, rope_dim, pos0, x_off, neox;
+    uint32_t n_pairs, n_heads, head_dim, rope_dim, pos0, src_off, dst_off, neox;
     float base, freq_scale;
 } rope_push;
 
-int vkl_vk_op_rope(vkl_vk_ops *ops, vkl_vk_seq *seq, vkl_vk_range x, const vkl_vk_rope_params *rp,
-                   vkl_error *err) {
-    if (rp->n_tokens <= 0 || rp->n_heads <= 0 || rp->head_dim <= 0 || rp->rope_dim <= 0 ||
+int vkl_vk_op_rope(vkl_vk_ops *ops, vkl_vk_seq *seq, vkl_vk_range src, vkl_vk_range dst,
+                   const vkl_vk_rope_params *rp, vkl_error *err) {
+    if (rp->n_tokens <= 0 || rp->n_heads <= 0 || rp->head_dim <= 0 || rp->head_dim % 2 || rp->rope_dim <= 0 ||
         rp->rope_dim % 2 || rp->rope_dim > rp->head_dim || rp->pos0 < 0 ||
         !fits_u32(rp->n_tokens * rp->n_heads * rp->head_dim) || !fits_u32(rp->pos0 + rp->n_tokens) ||
         !(rp->freq_base > 0.0f))
         return vkl_fail(err, "vulkan rope: bad parameters");
     uint64_t n = (uint64_t)rp->n_tokens * rp->n_heads * rp->head_dim;
-    rope_push pc = {(uint32_t)(rp->n_tokens * rp->n_heads * (rp->rope_dim / 2)),
-                    (uint32_t)rp->n_heads, (uint32_t)rp->head_dim, (uint32_t)rp->rope_dim,
-                    (uint32_t)rp->pos0, 0, rp->neox ? 1u : 0u, rp->freq_base, rp->freq_scale};
-    vkl_vk_binding b;
-    if (bind(ops, x, true, 4, n * 4, "rope x", &b, &pc.x_off, err)) return -1;
-    const vkl_vk_pipeline *p = pipe(ops, "rope", 1, sizeof pc, NULL, 0, err);
+    rope_push pc = {(uint32_t)(n / 2), (uint32_t)rp->n_heads, (uint32_t)rp->head_dim, (uint32_t)rp->rope_dim,
+                    (uint32_t)rp->pos0, 0, 0, rp->neox ? 1u : 0u, rp->freq_base, rp->freq_scale};
+    vkl_vk_binding b[2];
+    if (bind(ops, src, false, 4, n * 4, "rope src", &b[0], &pc.src_off, err) ||
+        bind(ops, dst, true, 4, n * 4, "rope dst", &b[1], &pc.dst_off, err))
+        return -1;
+    const vkl_vk_pipeline *p = pipe(ops, "rope", 2, sizeof pc, NULL, 0, err);
     uint32_t gx = 0, gy = 0;
     if (!p || grid_1d(pc.n_pairs, &gx, &gy, err)) return -1;
-    return vkl_vk_seq_dispatch(seq, p, &b, 1, &pc, gx, gy, 1, "rope", err);
+    return vkl_vk_seq_dispatch(seq, p, b, 2, &pc, gx, gy, 1, "rope", err);
 }
 
 typedef struct ew_push {

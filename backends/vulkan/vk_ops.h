@@ -14,7 +14,8 @@
  *              [0, n_rows) gives a row of zeros.
  *   RMS_NORM   y[r][i] = x[r][i] / sqrt(mean_i(x[r][i]^2) + eps) * w[i]; rows of dim floats.
  *              y may alias x exactly.
- *   ROPE       in place on x[n_tokens][n_heads][head_dim]; token t has position pos0 + t;
+ *   ROPE       dst = rope(src), [n_tokens][n_heads][head_dim] (dst may be src: in place); token t
+ *              has position pos0 + t;
  *              pair i < rope_dim/2 rotated by theta = pos * freq_scale * freq_base^(-2i/rope_dim):
  *              (a, b) -> (a cos - b sin, a sin + b cos), with (a, b) = (x[2i], x[2i+1]) for the
  *              normal layout and (x[i], x[i + rope_dim/2]) for NeoX. Dims >= rope_dim unchanged.
@@ -80,8 +81,8 @@ typedef struct vkl_vk_rope_params {
     float freq_base, freq_scale;
     bool neox;
 } vkl_vk_rope_params;
-int vkl_vk_op_rope(vkl_vk_ops *ops, vkl_vk_seq *seq, vkl_vk_range x, const vkl_vk_rope_params *rp,
-                   vkl_error *err);
+int vkl_vk_op_rope(vkl_vk_ops *ops, vkl_vk_seq *seq, vkl_vk_range src, vkl_vk_range dst,
+                   const vkl_vk_rope_params *rp, vkl_error *err);
 
 typedef struct vkl_vk_attn_params {
     int64_t n_tokens, n_head, n_head_kv, head_dim;
