@@ -243,6 +243,7 @@ int vkl_offload_plan_compute(const vkl_offload_model *m, const vkl_offload_devic
     out->model = *m;
     out->kv_on_cpu = req->kv_on_cpu;
     out->auto_fit = req->n_gpu_layers < 0;
+    out->ngl_asked = req->n_gpu_layers;
     double w[VKL_OFFLOAD_MAX_GPU] = {0}, frac = req->margin_frac;
     uint64_t margin_bytes = req->margin_bytes;
     bool by_budget = true;
@@ -354,6 +355,10 @@ size_t vkl_offload_describe(const vkl_offload_plan *p, char *buf, size_t size) {
     const vkl_offload_model *m = &p->model;
     char mode[64];
     if (p->auto_fit) snprintf(mode, sizeof mode, "auto-fit, -ngl %d", p->n_gpu_layers);
+    else if (p->ngl_asked > m->n_layer && p->n_gpu_layers == m->n_layer + 1)
+        snprintf(mode, sizeof mode, "-ngl %d: all %d layers and the head", p->ngl_asked, m->n_layer);
+    else if (p->ngl_asked != p->n_gpu_layers)
+        snprintf(mode, sizeof mode, "-ngl %d, reduced to %d", p->ngl_asked, p->n_gpu_layers);
     else snprintf(mode, sizeof mode, "-ngl %d", p->n_gpu_layers);
     put(&o, "offload plan (%s%s): %d layers, context %d, batch %d\n", mode, p->kv_on_cpu ? ", KV on the CPU" : "",
         m->n_layer, m->n_ctx, m->n_batch);

@@ -72,6 +72,7 @@ typedef struct vkl_offload_plan {
     vkl_offload_use use[VKL_OFFLOAD_MAX_DEV];
     int n_layer;
     int n_gpu_layers;  /* as -ngl: > n_layer means the head too */
+    int ngl_asked;     /* the -ngl requested (-1: auto-fit); n_gpu_layers may be fewer */
     bool kv_on_cpu, auto_fit;
     int n_boundaries;  /* device changes per token (embeddings -> layers -> head -> host) */
     double token_s;    /* predicted seconds per generated token */

@@ -89,7 +89,7 @@ int main(void) {
             free(out);
             snprintf(args, sizeof args, "-m '%s/models/mini-q4_0.gguf' -ngl 99 --vram-budget 6G", fx);
             out = plan_ok(NULL, args);
-            CHECK(strstr(out, "0-1+head") && strstr(out, "6144.0") && strstr(out, "--vram-budget"), "-ngl 99 plan:\n%s",
+            CHECK(strstr(out, "offload plan (-ngl 99: all 2 layers and the head)") && strstr(out, "0-1+head") && strstr(out, "6144.0") && strstr(out, "--vram-budget"), "-ngl 99 plan:\n%s",
                   out);
             free(out);
             /* Auto-fit (the default): lavapipe is predicted slower than the CPU; a fast GPU under a
