@@ -176,39 +176,28 @@ static void check_repo_model(const char *dir, const char *name, const gguf_file 
     gguf_close(q);
 }
 
-static void test_repo_set(void) {
-    char path[1024];
-    const char *dir = test_repo_fixtures();
-    snprintf(path, sizeof path, "%s/models/mini-q8_0.gguf", dir);
-    vkl_error err = {{0}};
-    gguf_file *master = gguf_open(path, &err);
-    CHECK(master != NULL, "%s: %s", path, err.msg);
+typedef void (*model_check_fn)(const char *dir, const char *name, const gguf_file *master, byte_stats *bs);
+
+/* Runs check on SET-q8_0, SET-q4_0 and SET-q4_k_m of dir against the master MASTER.gguf. */
+static void check_set(const char *dir, const char *master_name, const char *set, model_check_fn check,
+                      const char *what) {
+    gguf_file *master = open_model(dir, master_name);
     if (!master) return;
-    const char *models[] = {"mini-q8_0.gguf", "mini-q4_0.gguf", "mini-q4_k_m.gguf"};
+    static const char *const types[] = {"q8_0", "q4_0", "q4_k_m"};
     byte_stats bs = {0, 0, 0, 0};
-    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) check_repo_model(dir, models[i], master, &bs);
-    printf("round trip of the in-repository models: %llu of %llu tensors byte-identical, %.4f%% of bytes\n",
-           (unsigned long long)bs.identical_tensors, (unsigned long long)bs.tensors,
-           bs.bytes ? 100.0 * (double)bs.identical_bytes / (double)bs.bytes : 0.0);
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s-%s.gguf", set, types[i]);
+        check(dir, name, master, &bs);
+    }
+    printf("%s: %llu of %llu tensors byte-identical, %.4f%% of bytes\n", what, (unsigned long long)bs.identical_tensors,
+           (unsigned long long)bs.tensors, bs.bytes ? 100.0 * (double)bs.identical_bytes / (double)bs.bytes : 0.0);
     gguf_close(master);
 }
 
 int main(void) {
-    test_repo_set();
+    check_set(test_repo_fixtures(), "mini-q8_0.gguf", "mini", check_repo_model, "round trip of the in-repository models");
     const char *dir = test_fixtures_dir();
-    if (!dir) return test_finish();
-    char path[1024];
-    snprintf(path, sizeof path, "%s/models/tiny-f16.gguf", dir);
-    vkl_error err = {{0}};
-    gguf_file *master = gguf_open(path, &err);
-    CHECK(master != NULL, "%s: %s", path, err.msg);
-    if (!master) return test_finish();
-    const char *models[] = {"tiny-q8_0.gguf", "tiny-q4_0.gguf", "tiny-q4_k_m.gguf"};
-    byte_stats bs = {0, 0, 0, 0};
-    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) check_model(dir, models[i], master, &bs);
-    printf("requantized: %llu of %llu tensors byte-identical to llama.cpp's, %.4f%% of bytes\n",
-           (unsigned long long)bs.identical_tensors, (unsigned long long)bs.tensors,
-           bs.bytes ? 100.0 * (double)bs.identical_bytes / (double)bs.bytes : 0.0);
-    gguf_close(master);
+    if (dir) check_set(dir, "tiny-f16.gguf", "tiny", check_model, "requantized, against llama.cpp's");
     return test_finish();
 }
