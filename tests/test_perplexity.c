@@ -157,8 +157,14 @@ static void in_repo_models(void) {
     CHECK(fabs(kld_value("Mean    KLD")) < 1e-4 && kld_value("Same top p") == 100.0 &&
               fabs(kld_value("Mean PPL(Q)/PPL(base)") - 1) < 1e-4,
           "a model against its own base: KLD %g, same top %g%%", kld_value("Mean    KLD"), kld_value("Same top p"));
-    snprintf(args, sizeof args, "-m '%s' --kl-divergence-base '%s' --kl-divergence", q4, base_path);
+    /* -f and -c do not apply there: a warning says so, and the base file's tokens are used. */
+    snprintf(args, sizeof args, "-m '%s' --kl-divergence-base '%s' --kl-divergence -f '%s' -c 128", q4, base_path,
+             text_path);
     CHECK(ppl_cli(args) == 0, "q4_0 KL divergence");
+    char *warn = test_slurp(err_path);
+    CHECK(strstr(warn, "warning: with --kl-divergence the tokens and -c come from the base file; -f and -c are ignored"),
+          "no warning for -f/-c with --kl-divergence: %s", warn);
+    free(warn);
     double kl = kld_value("Mean    KLD"), top = kld_value("Same top p");
     CHECK(kl > 1e-3 && kl < 1 && top > 50 && top < 100, "mini-q4_0 from mini-q8_0: KLD %g, same top %g%%", kl, top);
     printf("mini-q8_0 -c 64: PPL %.4f +/- %.4f; mini-q4_0 from it: KLD %.6f, same top %.2f%%\n", fin, unc, kl, top);

@@ -46,6 +46,7 @@ typedef struct ppl_args {
     const char *model, *text, *base;
     bool kld;
     int n_ctx, n_batch, n_chunks, n_threads;
+    bool ctx_given;
     cli_offload off;
     vkllm_model_params mp;
 } ppl_args;
@@ -55,7 +56,8 @@ static int parse_value(ppl_args *a, const char *opt, const char *val, bool *ok) 
     if (!strcmp(opt, "-m") || !strcmp(opt, "--model")) a->model = val;
     else if (!strcmp(opt, "-f") || !strcmp(opt, "--file")) a->text = val;
     else if (!strcmp(opt, "--kl-divergence-base")) a->base = val;
-    else if (!strcmp(opt, "-c") || !strcmp(opt, "--ctx-size")) *ok = cli_parse_long(val, 4, 1 << 20, &l), a->n_ctx = (int)l;
+    else if (!strcmp(opt, "-c") || !strcmp(opt, "--ctx-size"))
+        *ok = cli_parse_long(val, 4, 1 << 20, &l), a->n_ctx = (int)l, a->ctx_given = true;
     else if (!strcmp(opt, "-b") || !strcmp(opt, "--batch-size")) *ok = cli_parse_long(val, 1, 1 << 16, &l), a->n_batch = (int)l;
     else if (!strcmp(opt, "--chunks")) *ok = cli_parse_long(val, 1, 1 << 24, &l), a->n_chunks = (int)l;
     else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) *ok = cli_parse_long(val, 1, 1024, &l), a->n_threads = (int)l;
@@ -103,6 +105,9 @@ static int parse_args(int argc, char **argv, ppl_args *a) {
         fprintf(stderr, "vkllm perplexity: %s (see --help)\n", missing);
         return 2;
     }
+    if (a->kld && (a->text || a->ctx_given))
+        fprintf(stderr, "vkllm perplexity: warning: with --kl-divergence the tokens and -c come from the base file; "
+                        "%s ignored\n", a->text && a->ctx_given ? "-f and -c are" : a->text ? "-f is" : "-c is");
     a->mp = vkllm_model_default_params();
     return cli_offload_apply(&a->off, "perplexity", &a->mp) ? 2 : 0;
 }
