@@ -105,7 +105,8 @@ static void check_split(const char *path, const split *sp, bool nonuma) {
         CHECK(sp->kv_on_cpu || t.fence_waits <= t.compute_submits, "%s: %.1f fence waits for %.1f GPU runs",
               sp->label, t.fence_waits, t.compute_submits);
         if (sp->ngl > n_layer && !sp->kv_on_cpu) {
-            CHECK(t.compute_submits == 1 && t.submits <= (nonuma ? 2 : 1) && t.fence_waits == 1,
+            /* at most the logits' wait: none when the device has finished before they are read */
+            CHECK(t.compute_submits == 1 && t.submits <= (nonuma ? 2 : 1) && t.fence_waits <= 1,
                   "%s: %.1f submits (%.1f compute), %.1f fence waits per token", sp->label, t.submits,
                   t.compute_submits, t.fence_waits);
             CHECK(t.dispatches <= MAX_DISPATCHES_PER_LAYER * n_layer + 4, "%s: %.1f dispatches for %d layers",
