@@ -421,3 +421,22 @@ void cli_progress_attach(cli_progress *p, vkllm_model_params *mp) {
     mp->progress = progress;
     mp->progress_user = p;
 }
+
+int cli_load(const cli_offload *o, const char *cmd, const char *model, vkllm_model_params *mp, bool progress,
+             vkllm_model **m, vkllm_context **c) {
+    vkllm_error err = {{0}};
+    cli_progress prog;
+    *m = NULL, *c = NULL;
+    if (cli_offload_check_devices(o, cmd, mp) || cli_offload_print_plan(o, cmd, model, mp, stderr, false)) return -1;
+    if (progress) cli_progress_attach(&prog, mp);
+    *m = vkllm_model_load(model, mp, &err);
+    mp->progress = NULL, mp->progress_user = NULL; /* prog ends here */
+    vkllm_context_params cp = vkllm_context_default_params();
+    cp.n_ctx = mp->n_ctx;
+    cp.n_batch = mp->n_batch;
+    cp.kv_type = mp->kv_type;
+    *c = *m ? vkllm_context_create(*m, &cp, &err) : NULL;
+    if (*c) return 0;
+    fprintf(stderr, "vkllm %s: %s\n", cmd, err.msg);
+    return -1;
+}

@@ -77,4 +77,10 @@ typedef struct cli_progress {
 } cli_progress;
 void cli_progress_attach(cli_progress *p, vkllm_model_params *mp);
 
+/* What run, chat and perplexity do first: check the devices, print the plan, read the model (with
+ * the progress display when progress is set) and create a context of mp's n_ctx, n_batch and
+ * kv_type. 0, or -1 after a one-line message "vkllm CMD: ..." (*m may then be set: free it). */
+int cli_load(const cli_offload *o, const char *cmd, const char *model, vkllm_model_params *mp, bool progress,
+             vkllm_model **m, vkllm_context **c);
+
 #endif

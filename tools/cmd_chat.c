@@ -330,18 +330,8 @@ static int setup(chat_state *st) {
     mp.n_ctx = a->n_ctx;
     mp.n_batch = a->n_batch;
     mp.kv_type = a->kv_f32 ? VKLLM_KV_F32 : VKLLM_KV_F16;
-    cli_progress prog;
-    if (cli_offload_check_devices(&a->off, "chat", &mp) ||
-        cli_offload_print_plan(&a->off, "chat", a->model, &mp, stderr, false))
-        return 1;
-    cli_progress_attach(&prog, &mp);
-    st->m = vkllm_model_load(a->model, &mp, &err);
-    vkllm_context_params cp = vkllm_context_default_params();
-    cp.n_ctx = a->n_ctx;
-    cp.n_batch = a->n_batch;
-    cp.kv_type = mp.kv_type;
-    st->c = st->m ? vkllm_context_create(st->m, &cp, &err) : NULL;
-    st->s = st->c ? vkllm_sampler_create(st->m, &a->sp, &err) : NULL;
+    if (cli_load(&a->off, "chat", a->model, &mp, true, &st->m, &st->c)) return 1;
+    st->s = vkllm_sampler_create(st->m, &a->sp, &err);
     st->cached = st->s ? vkl_malloc(sizeof *st->cached * (size_t)vkllm_n_ctx(st->c), (vkl_error *)(void *)&err) : NULL;
     if (!st->cached || (!a->no_warmup && vkllm_warmup(st->c, &err))) {
         fprintf(stderr, "vkllm chat: %s\n", err.msg);

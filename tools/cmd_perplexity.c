@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "cli_args.h"
 #include "cli_offload.h"
+#include "cli_opts.h"
 #include "perplexity.h"
 #include "vkllm.h"
 
@@ -175,15 +176,7 @@ static int load(ppl_state *st) {
     mp.n_threads = a->n_threads;
     mp.n_ctx = st->n_ctx;
     mp.n_batch = a->n_batch;
-    if (cli_offload_check_devices(&a->off, "perplexity", &mp) ||
-        cli_offload_print_plan(&a->off, "perplexity", a->model, &mp, stderr, false))
-        return 1;
-    st->m = vkllm_model_load(a->model, &mp, &err);
-    vkllm_context_params cp = vkllm_context_default_params();
-    cp.n_ctx = st->n_ctx;
-    cp.n_batch = a->n_batch;
-    st->c = st->m ? vkllm_context_create(st->m, &cp, &err) : NULL;
-    if (!st->c) return fail("%s", err.msg);
+    if (cli_load(&a->off, "perplexity", a->model, &mp, false, &st->m, &st->c)) return 1;
     int32_t probe[2];
     st->add_bos = vkllm_tokenize(st->m, "", 0, true, probe, 2, &err) == 1 && vkllm_token_bos(st->m) >= 0;
     if (st->base && vkllm_model_n_vocab(st->m) != st->n_vocab)
